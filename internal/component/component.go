@@ -1,0 +1,186 @@
+// Package component defines what a flow step is: its declarative spec, the
+// interfaces triggers and actions implement, and the registry that maps a
+// namespaced type such as "core.Webhook" to its implementation.
+package component
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Kind tells whether a component starts a flow or acts on a message.
+type Kind string
+
+// Component kinds.
+const (
+	KindTrigger Kind = "trigger"
+	KindAction  Kind = "action"
+)
+
+// Default port names.
+const (
+	PortIn  = "in"
+	PortOut = "out"
+)
+
+// PropertyType is the JSON type a property value must have once its
+// placeholders are resolved.
+type PropertyType string
+
+// Property types.
+const (
+	TypeString  PropertyType = "string"
+	TypeNumber  PropertyType = "number"
+	TypeBoolean PropertyType = "boolean"
+	TypeObject  PropertyType = "object"
+	TypeArray   PropertyType = "array"
+	TypeAny     PropertyType = "any"
+)
+
+// Property describes one configurable field of a component.
+type Property struct {
+	Name        string       `json:"name"`
+	Type        PropertyType `json:"type"`
+	Description string       `json:"description"`
+	Required    bool         `json:"required,omitempty"`
+	Default     any          `json:"default,omitempty"`
+	Enum        []string     `json:"enum,omitempty"`
+	Example     any          `json:"example,omitempty"`
+}
+
+// Spec is the declarative description of a component. It drives flow
+// validation, documentation and the designer's forms.
+type Spec struct {
+	Type         string     `json:"type"`
+	Kind         Kind       `json:"kind"`
+	Description  string     `json:"description"`
+	Properties   []Property `json:"properties"`
+	InPorts      []string   `json:"inPorts"`
+	OutPorts     []string   `json:"outPorts"`
+	OutputSample any        `json:"outputSample,omitempty"`
+	// IO is true when an invocation talks to the outside world. Such a step
+	// runs as a durable job of its own; steps without I/O run inline in the
+	// job (or the accept) before them.
+	IO bool `json:"io"`
+}
+
+// Property returns the named property spec.
+func (s Spec) Property(name string) (Property, bool) {
+	for _, p := range s.Properties {
+		if p.Name == name {
+			return p, true
+		}
+	}
+	return Property{}, false
+}
+
+// HasPort reports whether ports contains name.
+func HasPort(ports []string, name string) bool {
+	for _, p := range ports {
+		if p == name {
+			return true
+		}
+	}
+	return false
+}
+
+// Invocation is one run of an action on one message.
+type Invocation struct {
+	FlowID        string
+	ComponentID   string
+	MessageID     string // idempotency key: stable across retries of this step
+	CorrelationID string
+	Attempt       int
+	// Properties holds the component's property values with every
+	// placeholder resolved against the message's scope.
+	Properties map[string]any
+	// Input is the value that arrived on the input port.
+	Input any
+}
+
+// Emit is one output value on one port.
+type Emit struct {
+	Port  string
+	Value any
+}
+
+// Action is a component that acts on a message and emits values.
+type Action interface {
+	Spec() Spec
+	Invoke(ctx context.Context, inv Invocation) ([]Emit, error)
+}
+
+// Trigger is a component that starts a flow from outside events. The engine
+// and API feed triggers; the interface carries only the spec.
+type Trigger interface {
+	Spec() Spec
+}
+
+// Component is either a Trigger or an Action.
+type Component interface {
+	Spec() Spec
+}
+
+// PermanentError marks a failure that retrying cannot fix (a 4xx answer, a
+// bad property). The engine moves the message to the unprocessed store at
+// once instead of retrying.
+type PermanentError struct{ Err error }
+
+func (e *PermanentError) Error() string { return e.Err.Error() }
+func (e *PermanentError) Unwrap() error { return e.Err }
+
+// Permanent wraps err as a PermanentError.
+func Permanent(err error) error { return &PermanentError{Err: err} }
+
+// IsPermanent reports whether err, or any error it wraps, is permanent.
+func IsPermanent(err error) bool {
+	var p *PermanentError
+	return errors.As(err, &p)
+}
+
+// RetryPolicy says how often and how fast a failing step is retried.
+type RetryPolicy struct {
+	MaxAttempts     int
+	InitialInterval time.Duration
+	MaxInterval     time.Duration
+}
+
+// DefaultRetry is the policy of a component that sets none.
+var DefaultRetry = RetryPolicy{MaxAttempts: 10, InitialInterval: time.Second, MaxInterval: time.Hour}
+
+// Registry maps component types to implementations.
+type Registry struct {
+	byType map[string]Component
+	order  []string
+}
+
+// NewRegistry returns an empty registry.
+func NewRegistry() *Registry { return &Registry{byType: map[string]Component{}} }
+
+// Register adds c. It panics on a duplicate type: registration happens at
+// start-up, and a duplicate is a programming error.
+func (r *Registry) Register(c Component) {
+	t := c.Spec().Type
+	if _, dup := r.byType[t]; dup {
+		panic(fmt.Sprintf("component: duplicate registration of %s", t))
+	}
+	r.byType[t] = c
+	r.order = append(r.order, t)
+}
+
+// Lookup returns the component registered under typ.
+func (r *Registry) Lookup(typ string) (Component, bool) {
+	c, ok := r.byType[typ]
+	return c, ok
+}
+
+// Specs lists every registered spec in registration order.
+func (r *Registry) Specs() []Spec {
+	out := make([]Spec, 0, len(r.order))
+	for _, t := range r.order {
+		out = append(out, r.byType[t].Spec())
+	}
+	return out
+}
