@@ -1,0 +1,238 @@
+package store
+
+import (
+	"context"
+	"fmt"
+)
+
+// Flow stages.
+const (
+	StageRunning = "running"
+	StageStopped = "stopped"
+)
+
+// Flow is a stored flow. Document holds the flow's components and links as
+// JSON; the flow package gives it meaning.
+type Flow struct {
+	ID        string
+	OwnerID   string
+	Name      string
+	Stage     string
+	Document  []byte
+	Version   int64
+	CreatedAt int64
+	UpdatedAt int64
+	// Webhooks maps a core.Webhook component id to its URL token.
+	Webhooks map[string]string
+}
+
+const flowCols = `id, owner_id, name, stage, document, version, created_at, updated_at`
+
+func scanFlow(r row) (*Flow, error) {
+	f := &Flow{}
+	var doc string
+	if err := r.Scan(&f.ID, &f.OwnerID, &f.Name, &f.Stage, &doc, &f.Version, &f.CreatedAt, &f.UpdatedAt); err != nil {
+		return nil, notFound(err)
+	}
+	f.Document = []byte(doc)
+	return f, nil
+}
+
+// CreateFlow inserts f with its webhook tokens.
+func (s *Store) CreateFlow(ctx context.Context, f *Flow) error {
+	return s.InTx(ctx, func(tx *Tx) error {
+		f.CreatedAt = now()
+		f.UpdatedAt = f.CreatedAt
+		f.Version = 1
+		_, err := tx.q.exec(ctx,
+			`INSERT INTO flows (`+flowCols+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
+			f.ID, f.OwnerID, f.Name, f.Stage, string(f.Document), f.Version, f.CreatedAt, f.UpdatedAt)
+		if err != nil {
+			return fmt.Errorf("creating flow: %w", err)
+		}
+		return tx.putWebhooks(ctx, f.ID, f.Webhooks)
+	})
+}
+
+// UpdateFlow replaces the name and document of the owner's flow and its set
+// of webhook components. Tokens of kept components stay the same; f.Webhooks
+// is filled with the final tokens.
+func (s *Store) UpdateFlow(ctx context.Context, f *Flow) error {
+	return s.InTx(ctx, func(tx *Tx) error {
+		f.UpdatedAt = now()
+		n, err := tx.q.exec(ctx,
+			`UPDATE flows SET name = $1, document = $2, version = version + 1, updated_at = $3 WHERE id = $4 AND owner_id = $5`,
+			f.Name, string(f.Document), f.UpdatedAt, f.ID, f.OwnerID)
+		if err != nil {
+			return fmt.Errorf("updating flow %s: %w", f.ID, err)
+		}
+		if n == 0 {
+			return fmt.Errorf("updating flow %s: %w", f.ID, ErrNotFound)
+		}
+		existing, err := tx.webhooks(ctx, f.ID)
+		if err != nil {
+			return err
+		}
+		for comp := range existing {
+			if _, keep := f.Webhooks[comp]; !keep {
+				if _, err := tx.q.exec(ctx, `DELETE FROM webhooks WHERE flow_id = $1 AND component_id = $2`, f.ID, comp); err != nil {
+					return fmt.Errorf("removing webhook %s: %w", comp, err)
+				}
+			}
+		}
+		fresh := map[string]string{}
+		for comp, tok := range f.Webhooks {
+			if old, ok := existing[comp]; ok {
+				f.Webhooks[comp] = old
+				continue
+			}
+			fresh[comp] = tok
+		}
+		return tx.putWebhooks(ctx, f.ID, fresh)
+	})
+}
+
+func (tx *Tx) putWebhooks(ctx context.Context, flowID string, hooks map[string]string) error {
+	for comp, tok := range hooks {
+		if _, err := tx.q.exec(ctx,
+			`INSERT INTO webhooks (token, flow_id, component_id) VALUES ($1, $2, $3)`, tok, flowID, comp); err != nil {
+			return fmt.Errorf("creating webhook for %s: %w", comp, err)
+		}
+	}
+	return nil
+}
+
+func (tx *Tx) webhooks(ctx context.Context, flowID string) (map[string]string, error) {
+	return loadWebhooks(ctx, tx.q, flowID)
+}
+
+func loadWebhooks(ctx context.Context, q querier, flowID string) (map[string]string, error) {
+	rs, err := q.query(ctx, `SELECT component_id, token FROM webhooks WHERE flow_id = $1`, flowID)
+	if err != nil {
+		return nil, fmt.Errorf("loading webhooks of flow %s: %w", flowID, err)
+	}
+	defer rs.Close()
+	out := map[string]string{}
+	for rs.Next() {
+		var comp, tok string
+		if err := rs.Scan(&comp, &tok); err != nil {
+			return nil, fmt.Errorf("loading webhooks of flow %s: %w", flowID, err)
+		}
+		out[comp] = tok
+	}
+	return out, rs.Err()
+}
+
+// Flow returns a flow by id, whoever owns it (for the engine).
+func (s *Store) Flow(ctx context.Context, id string) (*Flow, error) {
+	f, err := scanFlow(s.backend.reader().queryRow(ctx, `SELECT `+flowCols+` FROM flows WHERE id = $1`, id))
+	if err != nil {
+		return nil, fmt.Errorf("loading flow %s: %w", id, err)
+	}
+	return f, nil
+}
+
+// OwnedFlow returns the flow if ownerID owns it (ownerID "" for any owner),
+// with its webhook tokens.
+func (s *Store) OwnedFlow(ctx context.Context, ownerID, id string) (*Flow, error) {
+	f, err := s.Flow(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if ownerID != "" && f.OwnerID != ownerID {
+		return nil, fmt.Errorf("loading flow %s: %w", id, ErrNotFound)
+	}
+	if f.Webhooks, err = loadWebhooks(ctx, s.backend.reader(), id); err != nil {
+		return nil, err
+	}
+	return f, nil
+}
+
+// FlowFilter narrows ListFlows.
+type FlowFilter struct {
+	OwnerID string // "" lists every owner's flows
+	Stage   string
+	After   string
+	Limit   int
+}
+
+// ListFlows returns flows ordered by id.
+func (s *Store) ListFlows(ctx context.Context, f FlowFilter) ([]*Flow, error) {
+	q := `SELECT ` + flowCols + ` FROM flows WHERE id > $1 AND ($2 = '' OR owner_id = $2) AND ($3 = '' OR stage = $3) ORDER BY id LIMIT $4`
+	rs, err := s.backend.reader().query(ctx, q, f.After, f.OwnerID, f.Stage, f.Limit)
+	if err != nil {
+		return nil, fmt.Errorf("listing flows: %w", err)
+	}
+	defer rs.Close()
+	var out []*Flow
+	for rs.Next() {
+		fl, err := scanFlow(rs)
+		if err != nil {
+			return nil, fmt.Errorf("listing flows: %w", err)
+		}
+		out = append(out, fl)
+	}
+	if err := rs.Err(); err != nil {
+		return nil, fmt.Errorf("listing flows: %w", err)
+	}
+	for _, fl := range out {
+		if fl.Webhooks, err = loadWebhooks(ctx, s.backend.reader(), fl.ID); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// SetFlowStage starts or stops the owner's flow (ownerID "" for any).
+func (s *Store) SetFlowStage(ctx context.Context, ownerID, id, stage string) error {
+	n, err := s.backend.writer().exec(ctx,
+		`UPDATE flows SET stage = $1, updated_at = $2 WHERE id = $3 AND ($4 = '' OR owner_id = $4)`,
+		stage, now(), id, ownerID)
+	if err != nil {
+		return fmt.Errorf("setting stage of flow %s: %w", id, err)
+	}
+	if n == 0 {
+		return fmt.Errorf("setting stage of flow %s: %w", id, ErrNotFound)
+	}
+	return nil
+}
+
+// DeleteFlow removes the owner's flow and its webhooks. Its queued messages
+// stay and end in the unprocessed store.
+func (s *Store) DeleteFlow(ctx context.Context, ownerID, id string) error {
+	n, err := s.backend.writer().exec(ctx, `DELETE FROM flows WHERE id = $1 AND ($2 = '' OR owner_id = $2)`, id, ownerID)
+	if err != nil {
+		return fmt.Errorf("deleting flow %s: %w", id, err)
+	}
+	if n == 0 {
+		return fmt.Errorf("deleting flow %s: %w", id, ErrNotFound)
+	}
+	return nil
+}
+
+// WebhookTarget is the flow component a webhook token points at.
+type WebhookTarget struct {
+	FlowID      string
+	ComponentID string
+}
+
+// Webhook resolves a webhook token.
+func (s *Store) Webhook(ctx context.Context, token string) (WebhookTarget, error) {
+	var t WebhookTarget
+	err := s.backend.reader().queryRow(ctx, `SELECT flow_id, component_id FROM webhooks WHERE token = $1`, token).
+		Scan(&t.FlowID, &t.ComponentID)
+	if err != nil {
+		return t, fmt.Errorf("resolving webhook: %w", notFound(err))
+	}
+	return t, nil
+}
+
+// FlowStage reads a flow's stage and version inside tx, so that a trigger
+// event is only accepted into a flow that is running when it commits.
+func (tx *Tx) FlowStage(ctx context.Context, id string) (stage string, version int64, err error) {
+	err = tx.q.queryRow(ctx, `SELECT stage, version FROM flows WHERE id = $1`, id).Scan(&stage, &version)
+	if err != nil {
+		return "", 0, fmt.Errorf("reading stage of flow %s: %w", id, notFound(err))
+	}
+	return stage, version, nil
+}

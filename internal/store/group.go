@@ -1,0 +1,141 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+)
+
+// maxGroup caps how many submissions share one transaction.
+const maxGroup = 512
+
+var errStoreClosed = errors.New("store closed")
+
+// groupCommitter batches concurrent submissions into one transaction so that
+// many accepted webhooks or finished steps cost one commit (one fsync).
+type groupCommitter struct {
+	s       *Store
+	reqs    chan *groupReq
+	quit    chan struct{}
+	wg      sync.WaitGroup
+	closeMu sync.Once
+}
+
+type groupReq struct {
+	ctx  context.Context
+	fn   func(tx *Tx) error
+	errc chan error
+}
+
+func newGroupCommitter(s *Store) *groupCommitter {
+	g := &groupCommitter{s: s, reqs: make(chan *groupReq, maxGroup), quit: make(chan struct{})}
+	// SQLite has one writer; PostgreSQL takes several transactions at once.
+	workers := 1
+	if s.name == BackendPostgres {
+		workers = 4
+	}
+	for range workers {
+		g.wg.Add(1)
+		go g.loop()
+	}
+	return g
+}
+
+func (g *groupCommitter) submit(ctx context.Context, fn func(tx *Tx) error) error {
+	r := &groupReq{ctx: ctx, fn: fn, errc: make(chan error, 1)}
+	select {
+	case g.reqs <- r:
+	case <-g.quit:
+		return errStoreClosed
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	// Once queued the request is always answered, even if ctx ends: the
+	// caller must learn whether its change committed.
+	return <-r.errc
+}
+
+func (g *groupCommitter) close() {
+	g.closeMu.Do(func() { close(g.quit) })
+	g.wg.Wait()
+	// Answer anything still queued.
+	for {
+		select {
+		case r := <-g.reqs:
+			r.errc <- errStoreClosed
+		default:
+			return
+		}
+	}
+}
+
+func (g *groupCommitter) loop() {
+	defer g.wg.Done()
+	batch := make([]*groupReq, 0, maxGroup)
+	for {
+		select {
+		case <-g.quit:
+			return
+		case r := <-g.reqs:
+			batch = append(batch[:0], r)
+		}
+	fill:
+		for len(batch) < maxGroup {
+			select {
+			case r := <-g.reqs:
+				batch = append(batch, r)
+			default:
+				break fill
+			}
+		}
+		g.run(batch)
+	}
+}
+
+// run commits batch. Submissions normally succeed, so they run without
+// savepoints; when one fails, the transaction is rolled back, that one is
+// answered with its error and the rest run again.
+func (g *groupCommitter) run(batch []*groupReq) {
+	live := make([]*groupReq, 0, len(batch))
+	for _, r := range batch {
+		if err := r.ctx.Err(); err != nil {
+			r.errc <- err
+			continue
+		}
+		live = append(live, r)
+	}
+	for len(live) > 0 {
+		failed, err := g.try(live)
+		if failed < 0 {
+			for _, r := range live {
+				r.errc <- err
+			}
+			return
+		}
+		live[failed].errc <- err
+		live = append(live[:failed], live[failed+1:]...)
+	}
+}
+
+// try runs every submission in one transaction. It returns the index of a
+// submission whose fn failed (and that error), or -1 with the outcome of
+// the commit.
+func (g *groupCommitter) try(live []*groupReq) (int, error) {
+	ctx := context.Background()
+	h, err := g.s.backend.begin(ctx)
+	if err != nil {
+		return -1, fmt.Errorf("beginning group transaction: %w", err)
+	}
+	tx := &Tx{q: h, h: h, store: g.s}
+	for i, r := range live {
+		if err := r.fn(tx); err != nil {
+			_ = h.rollback(ctx)
+			return i, err
+		}
+	}
+	if err := h.commit(ctx); err != nil {
+		return -1, fmt.Errorf("committing group transaction: %w", err)
+	}
+	return -1, nil
+}

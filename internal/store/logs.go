@@ -1,0 +1,107 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"strings"
+)
+
+// Invocation statuses.
+const (
+	StatusSuccess  = "success"
+	StatusRetrying = "retrying"
+	StatusFailed   = "failed"
+	StatusAccepted = "accepted"
+)
+
+// InvocationLog records one run of one component on one message.
+type InvocationLog struct {
+	ID            string `json:"id"`
+	FlowID        string `json:"flowId"`
+	OwnerID       string `json:"-"`
+	ComponentID   string `json:"componentId"`
+	CorrelationID string `json:"correlationId"`
+	MessageID     string `json:"messageId"`
+	Attempt       int    `json:"attempt"`
+	Status        string `json:"status"`
+	DurationUS    int64  `json:"durationUs"`
+	Input         string `json:"input,omitempty"`
+	Output        string `json:"output,omitempty"`
+	Error         string `json:"error,omitempty"`
+	CreatedAt     int64  `json:"-"`
+}
+
+// InsertLogs writes invocation logs inside tx.
+func (tx *Tx) InsertLogs(ctx context.Context, logs []InvocationLog) error {
+	if len(logs) == 0 {
+		return nil
+	}
+	const cols = 13
+	var b strings.Builder
+	b.WriteString(`INSERT INTO invocation_logs (id, flow_id, owner_id, component_id, correlation_id, message_id, attempt, status, duration_us, input, output, error, created_at) VALUES `)
+	args := make([]any, 0, len(logs)*cols)
+	for i := range logs {
+		l := &logs[i]
+		if l.CreatedAt == 0 {
+			l.CreatedAt = now()
+		}
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteByte('(')
+		for c := range cols {
+			if c > 0 {
+				b.WriteByte(',')
+			}
+			fmt.Fprintf(&b, "$%d", i*cols+c+1)
+		}
+		b.WriteByte(')')
+		args = append(args, l.ID, l.FlowID, l.OwnerID, l.ComponentID, l.CorrelationID, l.MessageID,
+			l.Attempt, l.Status, l.DurationUS, l.Input, l.Output, l.Error, l.CreatedAt)
+	}
+	if _, err := tx.q.exec(ctx, b.String(), args...); err != nil {
+		return fmt.Errorf("writing invocation logs: %w", err)
+	}
+	return nil
+}
+
+// LogFilter narrows FlowLogs.
+type LogFilter struct {
+	FlowID        string
+	CorrelationID string
+	After         string
+	Limit         int
+}
+
+// FlowLogs lists a flow's invocation logs in order.
+func (s *Store) FlowLogs(ctx context.Context, f LogFilter) ([]InvocationLog, error) {
+	rs, err := s.backend.reader().query(ctx,
+		`SELECT id, flow_id, owner_id, component_id, correlation_id, message_id, attempt, status, duration_us,
+		        COALESCE(input, ''), COALESCE(output, ''), COALESCE(error, ''), created_at
+		   FROM invocation_logs
+		  WHERE flow_id = $1 AND ($2 = '' OR correlation_id = $2) AND id > $3
+		  ORDER BY id LIMIT $4`, f.FlowID, f.CorrelationID, f.After, f.Limit)
+	if err != nil {
+		return nil, fmt.Errorf("listing logs of flow %s: %w", f.FlowID, err)
+	}
+	defer rs.Close()
+	var out []InvocationLog
+	for rs.Next() {
+		var l InvocationLog
+		if err := rs.Scan(&l.ID, &l.FlowID, &l.OwnerID, &l.ComponentID, &l.CorrelationID, &l.MessageID, &l.Attempt,
+			&l.Status, &l.DurationUS, &l.Input, &l.Output, &l.Error, &l.CreatedAt); err != nil {
+			return nil, fmt.Errorf("listing logs of flow %s: %w", f.FlowID, err)
+		}
+		out = append(out, l)
+	}
+	return out, rs.Err()
+}
+
+// DeleteLogsBefore removes invocation logs older than the cutoff (unix ms).
+func (s *Store) DeleteLogsBefore(ctx context.Context, cutoff int64) (int64, error) {
+	n, err := s.backend.writer().exec(ctx, `DELETE FROM invocation_logs WHERE created_at < $1`, cutoff)
+	if err != nil {
+		return 0, fmt.Errorf("deleting old logs: %w", err)
+	}
+	return n, nil
+}

@@ -1,0 +1,173 @@
+// Package store is the storage seam. One Store type speaks to either the
+// embedded SQLite database or PostgreSQL; driver types and errors stay inside
+// this package, and both backends pass the same conformance suite.
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Sentinel errors returned at the seam instead of driver errors.
+var (
+	ErrNotFound = errors.New("not found")
+	ErrConflict = errors.New("conflict")
+)
+
+// Backend names.
+const (
+	BackendSQLite   = "sqlite"
+	BackendPostgres = "postgres"
+)
+
+// Config selects and tunes a backend.
+type Config struct {
+	// DatabaseURL selects PostgreSQL when it starts with postgres:// or
+	// postgresql://; otherwise the SQLite database in DataDir is used.
+	DatabaseURL string
+	// DataDir holds the SQLite database file.
+	DataDir string
+	// ReadConns is the size of the SQLite read pool (default 4).
+	ReadConns int
+}
+
+// Store is the application's storage.
+type Store struct {
+	backend backend
+	name    string
+	group   *groupCommitter
+}
+
+// backend is what differs between SQLite and PostgreSQL: how connections
+// and transactions are made.
+type backend interface {
+	// writer runs queries outside a transaction on the write path.
+	writer() querier
+	// reader runs read-only queries (SQLite has a separate read pool).
+	reader() querier
+	begin(ctx context.Context) (txHandle, error)
+	close() error
+	// isUniqueViolation reports a unique-constraint error.
+	isUniqueViolation(err error) bool
+	// driver returns the driver handle the job queue needs
+	// (*sql.DB for SQLite, *pgxpool.Pool for PostgreSQL).
+	driver() any
+}
+
+type txHandle interface {
+	querier
+	commit(ctx context.Context) error
+	rollback(ctx context.Context) error
+	raw() any
+}
+
+// querier is the common surface of a connection, pool or transaction.
+type querier interface {
+	exec(ctx context.Context, q string, args ...any) (int64, error)
+	query(ctx context.Context, q string, args ...any) (rows, error)
+	queryRow(ctx context.Context, q string, args ...any) row
+}
+
+type rows interface {
+	Next() bool
+	Scan(dest ...any) error
+	Err() error
+	Close()
+}
+
+type row interface {
+	Scan(dest ...any) error
+}
+
+// Open connects to the configured backend and applies migrations.
+func Open(ctx context.Context, cfg Config) (*Store, error) {
+	var (
+		b    backend
+		name string
+		err  error
+	)
+	if IsPostgresURL(cfg.DatabaseURL) {
+		name = BackendPostgres
+		b, err = openPostgres(ctx, cfg)
+	} else {
+		name = BackendSQLite
+		b, err = openSQLite(ctx, cfg)
+	}
+	if err != nil {
+		return nil, err
+	}
+	s := &Store{backend: b, name: name}
+	s.group = newGroupCommitter(s)
+	return s, nil
+}
+
+// IsPostgresURL reports whether u selects the PostgreSQL backend.
+func IsPostgresURL(u string) bool {
+	return strings.HasPrefix(u, "postgres://") || strings.HasPrefix(u, "postgresql://")
+}
+
+// Backend returns BackendSQLite or BackendPostgres.
+func (s *Store) Backend() string { return s.name }
+
+// Driver returns the handle the job queue binds to: *sql.DB for SQLite
+// (the single writer connection) or *pgxpool.Pool for PostgreSQL.
+func (s *Store) Driver() any { return s.backend.driver() }
+
+// Ping checks that the database answers.
+func (s *Store) Ping(ctx context.Context) error {
+	var one int
+	if err := s.backend.reader().queryRow(ctx, "SELECT 1").Scan(&one); err != nil {
+		return fmt.Errorf("pinging database: %w", err)
+	}
+	return nil
+}
+
+// Close stops the group committer and closes every connection.
+func (s *Store) Close() error {
+	s.group.close()
+	return s.backend.close()
+}
+
+// Tx is a database transaction. Domain writes hang off it so that a state
+// change and the jobs it enqueues commit together.
+type Tx struct {
+	q     querier
+	h     txHandle
+	store *Store
+}
+
+// Raw returns the driver transaction (*sql.Tx or pgx.Tx) for the job queue.
+func (tx *Tx) Raw() any { return tx.h.raw() }
+
+// InTx runs fn in its own transaction, committing if fn returns nil.
+func (s *Store) InTx(ctx context.Context, fn func(tx *Tx) error) error {
+	h, err := s.backend.begin(ctx)
+	if err != nil {
+		return fmt.Errorf("beginning transaction: %w", err)
+	}
+	tx := &Tx{q: h, h: h, store: s}
+	if err := fn(tx); err != nil {
+		_ = h.rollback(ctx)
+		return err
+	}
+	if err := h.commit(ctx); err != nil {
+		return fmt.Errorf("committing transaction: %w", err)
+	}
+	return nil
+}
+
+// Submit runs fn inside a shared transaction together with other concurrent
+// submissions (group commit) and returns once that transaction is durable.
+// Each fn runs in its own savepoint: an error from fn rolls back only its
+// own changes and is returned to its caller.
+func (s *Store) Submit(ctx context.Context, fn func(tx *Tx) error) error {
+	return s.group.submit(ctx, fn)
+}
+
+func now() int64 { return time.Now().UnixMilli() }
+
+// FromMillis converts a stored timestamp.
+func FromMillis(ms int64) time.Time { return time.UnixMilli(ms).UTC() }

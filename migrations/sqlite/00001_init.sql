@@ -1,0 +1,75 @@
+-- +goose Up
+CREATE TABLE users (
+    id            TEXT PRIMARY KEY,
+    email         TEXT NOT NULL UNIQUE,
+    password_hash TEXT NOT NULL DEFAULT '',
+    role          TEXT NOT NULL,
+    virtual       BOOLEAN NOT NULL DEFAULT FALSE,
+    created_at    BIGINT NOT NULL
+);
+
+CREATE TABLE tokens (
+    id          TEXT PRIMARY KEY,
+    user_id     TEXT NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    secret_hash BLOB NOT NULL,
+    created_at  BIGINT NOT NULL
+);
+CREATE INDEX tokens_user ON tokens (user_id);
+
+CREATE TABLE flows (
+    id         TEXT PRIMARY KEY,
+    owner_id   TEXT NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    name       TEXT NOT NULL,
+    stage      TEXT NOT NULL,
+    document   TEXT NOT NULL,
+    version    BIGINT NOT NULL,
+    created_at BIGINT NOT NULL,
+    updated_at BIGINT NOT NULL
+);
+CREATE INDEX flows_owner ON flows (owner_id, id);
+
+CREATE TABLE webhooks (
+    token        TEXT PRIMARY KEY,
+    flow_id      TEXT NOT NULL REFERENCES flows (id) ON DELETE CASCADE,
+    component_id TEXT NOT NULL,
+    UNIQUE (flow_id, component_id)
+);
+
+CREATE TABLE invocation_logs (
+    id             TEXT PRIMARY KEY,
+    flow_id        TEXT NOT NULL,
+    owner_id       TEXT NOT NULL,
+    component_id   TEXT NOT NULL,
+    correlation_id TEXT NOT NULL,
+    message_id     TEXT NOT NULL,
+    attempt        INTEGER NOT NULL,
+    status         TEXT NOT NULL,
+    duration_us    BIGINT NOT NULL,
+    input          TEXT,
+    output         TEXT,
+    error          TEXT,
+    created_at     BIGINT NOT NULL
+);
+CREATE INDEX invocation_logs_flow ON invocation_logs (flow_id, id);
+CREATE INDEX invocation_logs_correlation ON invocation_logs (correlation_id, id);
+CREATE INDEX invocation_logs_created ON invocation_logs (created_at);
+
+CREATE TABLE unprocessed_messages (
+    id           TEXT PRIMARY KEY,
+    flow_id      TEXT NOT NULL,
+    owner_id     TEXT NOT NULL,
+    component_id TEXT NOT NULL,
+    attempts     INTEGER NOT NULL,
+    error        TEXT NOT NULL,
+    message      TEXT NOT NULL,
+    created_at   BIGINT NOT NULL
+);
+CREATE INDEX unprocessed_messages_owner ON unprocessed_messages (owner_id, id);
+
+-- +goose Down
+DROP TABLE unprocessed_messages;
+DROP TABLE invocation_logs;
+DROP TABLE webhooks;
+DROP TABLE flows;
+DROP TABLE tokens;
+DROP TABLE users;
