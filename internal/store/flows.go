@@ -236,3 +236,22 @@ func (tx *Tx) FlowStage(ctx context.Context, id string) (stage string, version i
 	}
 	return stage, version, nil
 }
+
+// FlowHead is what the engine checks on every step: whether the flow still
+// exists and which version of its document is current.
+type FlowHead struct {
+	OwnerID string
+	Stage   string
+	Version int64
+}
+
+// FlowHead reads a flow's owner, stage and version.
+func (s *Store) FlowHead(ctx context.Context, id string) (FlowHead, error) {
+	var h FlowHead
+	err := s.backend.reader().queryRow(ctx, `SELECT owner_id, stage, version FROM flows WHERE id = $1`, id).
+		Scan(&h.OwnerID, &h.Stage, &h.Version)
+	if err != nil {
+		return h, fmt.Errorf("loading flow %s: %w", id, notFound(err))
+	}
+	return h, nil
+}

@@ -1,0 +1,210 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/plugboard/plugboard/internal/api"
+	"github.com/plugboard/plugboard/internal/component"
+	"github.com/plugboard/plugboard/internal/connectors/core"
+	"github.com/plugboard/plugboard/internal/engine"
+	"github.com/plugboard/plugboard/internal/outbound"
+	"github.com/plugboard/plugboard/internal/store"
+)
+
+// settings are read from flags, then PLUGBOARD_* variables, then defaults.
+type settings struct {
+	addr, dataDir, databaseURL, publicURL string
+	allowPrivate                          bool
+	adminEmail, adminPassword             string
+	workers                               int
+	nodeID, logLevel                      string
+	jobTimeout, rescueAfter, shutdownWait time.Duration
+}
+
+func env(name, def string) string {
+	if v, ok := os.LookupEnv(name); ok {
+		return v
+	}
+	return def
+}
+
+func parseSettings(args []string) (*settings, error) {
+	s := &settings{}
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.StringVar(&s.addr, "addr", env("PLUGBOARD_ADDR", "127.0.0.1:8080"), "listen address (PLUGBOARD_ADDR)")
+	fs.StringVar(&s.dataDir, "data-dir", env("PLUGBOARD_DATA_DIR", "./data"), "data directory (PLUGBOARD_DATA_DIR)")
+	fs.StringVar(&s.databaseURL, "database-url", env("PLUGBOARD_DATABASE_URL", ""), "postgres:// URL; empty uses SQLite in the data directory (PLUGBOARD_DATABASE_URL)")
+	fs.StringVar(&s.publicURL, "public-url", env("PLUGBOARD_PUBLIC_URL", ""), "base URL of webhook URLs; default http://<addr> (PLUGBOARD_PUBLIC_URL)")
+	allow := fs.String("allow-private-networks", env("PLUGBOARD_ALLOW_PRIVATE_NETWORKS", "false"), "let outbound calls reach loopback and private addresses (PLUGBOARD_ALLOW_PRIVATE_NETWORKS)")
+	fs.IntVar(&s.workers, "workers", 0, "steps run at once on this node; default 100 (PLUGBOARD_WORKERS)")
+	fs.StringVar(&s.nodeID, "node-id", env("PLUGBOARD_NODE_ID", ""), "unique name of this node; default the host name (PLUGBOARD_NODE_ID)")
+	fs.StringVar(&s.logLevel, "log-level", env("PLUGBOARD_LOG_LEVEL", "info"), "debug, info, warn or error (PLUGBOARD_LOG_LEVEL)")
+	jobTimeout := fs.String("job-timeout", env("PLUGBOARD_JOB_TIMEOUT", "2m"), "longest a step may run (PLUGBOARD_JOB_TIMEOUT)")
+	rescue := fs.String("rescue-after", env("PLUGBOARD_RESCUE_AFTER", ""), "when another node retries a step whose node died; default job timeout + 1m (PLUGBOARD_RESCUE_AFTER)")
+	shutdown := fs.String("shutdown-timeout", env("PLUGBOARD_SHUTDOWN_TIMEOUT", "30s"), "how long a stop waits for running steps (PLUGBOARD_SHUTDOWN_TIMEOUT)")
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	var err error
+	if s.allowPrivate, err = strconv.ParseBool(*allow); err != nil {
+		return nil, fmt.Errorf("PLUGBOARD_ALLOW_PRIVATE_NETWORKS must be true or false, not %q", *allow)
+	}
+	if s.workers == 0 {
+		if v := env("PLUGBOARD_WORKERS", ""); v != "" {
+			if s.workers, err = strconv.Atoi(v); err != nil || s.workers < 1 {
+				return nil, fmt.Errorf("PLUGBOARD_WORKERS must be a positive number, not %q", v)
+			}
+		}
+	}
+	for _, d := range []struct {
+		name string
+		v    string
+		dst  *time.Duration
+	}{{"job timeout", *jobTimeout, &s.jobTimeout}, {"rescue-after", *rescue, &s.rescueAfter}, {"shutdown timeout", *shutdown, &s.shutdownWait}} {
+		if d.v == "" {
+			continue
+		}
+		if *d.dst, err = time.ParseDuration(d.v); err != nil || *d.dst <= 0 {
+			return nil, fmt.Errorf("%s must be a positive duration such as 30s, not %q", d.name, d.v)
+		}
+	}
+	if s.publicURL == "" {
+		s.publicURL = "http://" + s.addr
+	}
+	s.adminEmail = os.Getenv("PLUGBOARD_ADMIN_EMAIL")
+	s.adminPassword = os.Getenv("PLUGBOARD_ADMIN_PASSWORD")
+	return s, nil
+}
+
+func newLogger(level string) (*slog.Logger, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("log level must be debug, info, warn or error, not %q", level)
+	}
+	return slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: l})), nil
+}
+
+func serve(ctx context.Context, args []string) error {
+	started := time.Now()
+	cfg, err := parseSettings(args)
+	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return err
+	}
+	log, err := newLogger(cfg.logLevel)
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	st, err := store.Open(ctx, store.Config{DatabaseURL: cfg.databaseURL, DataDir: cfg.dataDir})
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	if err := bootstrapAdmin(ctx, st, cfg, log); err != nil {
+		return err
+	}
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	components := component.NewRegistry()
+	core.Register(components, core.Deps{
+		HTTP:             outbound.NewClient(outbound.Options{AllowPrivate: cfg.allowPrivate}),
+		MaxResponseBytes: 10 << 20,
+	})
+	eng, err := engine.New(ctx, engine.Config{
+		Store: st, Registry: components, Logger: log, Metrics: reg,
+		NodeID: cfg.nodeID, Workers: cfg.workers, JobTimeout: cfg.jobTimeout, RescueAfter: cfg.rescueAfter,
+	})
+	if err != nil {
+		return err
+	}
+	srv, err := api.New(api.Config{
+		Store: st, Engine: eng, Registry: components, Logger: log, Metrics: reg, Gatherer: reg, PublicURL: cfg.publicURL,
+	})
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", cfg.addr)
+	if err != nil {
+		return fmt.Errorf("listening on %s: %w", cfg.addr, err)
+	}
+	httpSrv := &http.Server{
+		Handler:           srv.Handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       60 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- httpSrv.Serve(ln) }()
+	if err := eng.Start(ctx); err != nil {
+		_ = httpSrv.Close()
+		return err
+	}
+	srv.SetReady(true)
+	log.LogAttrs(ctx, slog.LevelInfo, "plugboard started",
+		slog.String("version", version), slog.String("addr", ln.Addr().String()), slog.String("backend", st.Backend()),
+		slog.Duration("startup", time.Since(started)))
+
+	select {
+	case <-ctx.Done():
+	case err := <-serveErr:
+		return fmt.Errorf("serving HTTP: %w", err)
+	}
+	// Graceful stop: refuse new requests, let running steps finish (or be
+	// requeued when the wait runs out), then close the database.
+	log.LogAttrs(context.Background(), slog.LevelInfo, "stopping")
+	srv.SetReady(false)
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), cfg.shutdownWait)
+	defer cancel()
+	if err := httpSrv.Shutdown(shutdownCtx); err != nil {
+		log.LogAttrs(shutdownCtx, slog.LevelWarn, "HTTP shutdown", slog.String("error", err.Error()))
+	}
+	if err := eng.Stop(shutdownCtx); err != nil {
+		log.LogAttrs(shutdownCtx, slog.LevelWarn, "engine shutdown", slog.String("error", err.Error()))
+	}
+	log.LogAttrs(context.Background(), slog.LevelInfo, "stopped")
+	return nil
+}
+
+// bootstrapAdmin creates the first admin from the environment if no user
+// has that email yet.
+func bootstrapAdmin(ctx context.Context, st *store.Store, cfg *settings, log *slog.Logger) error {
+	if cfg.adminEmail == "" {
+		return nil
+	}
+	if _, err := st.UserByEmail(ctx, strings.ToLower(strings.TrimSpace(cfg.adminEmail))); err == nil {
+		return nil
+	} else if !errors.Is(err, store.ErrNotFound) {
+		return err
+	}
+	if cfg.adminPassword == "" {
+		return errors.New("PLUGBOARD_ADMIN_PASSWORD is required with PLUGBOARD_ADMIN_EMAIL")
+	}
+	u, err := api.CreateUser(ctx, st, cfg.adminEmail, cfg.adminPassword, store.RoleAdmin, false)
+	if err != nil {
+		return fmt.Errorf("creating the first admin: %w", err)
+	}
+	log.LogAttrs(ctx, slog.LevelInfo, "created the first admin", slog.String("email", u.Email))
+	return nil
+}

@@ -1,0 +1,254 @@
+package api
+
+import (
+	"encoding/json"
+	"io"
+	"net/http"
+
+	"github.com/google/uuid"
+
+	"github.com/plugboard/plugboard/internal/auth"
+	"github.com/plugboard/plugboard/internal/connectors/core"
+	"github.com/plugboard/plugboard/internal/flow"
+	"github.com/plugboard/plugboard/internal/store"
+)
+
+// flowView is a flow as the API returns it.
+type flowView struct {
+	ID         string                   `json:"id"`
+	Name       string                   `json:"name"`
+	Stage      string                   `json:"stage"`
+	OwnerID    string                   `json:"ownerId"`
+	Version    int64                    `json:"version"`
+	CreatedAt  string                   `json:"createdAt"`
+	UpdatedAt  string                   `json:"updatedAt"`
+	Components map[string]componentView `json:"components"`
+	Links      []flow.Link              `json:"links"`
+}
+
+type componentView struct {
+	flow.ComponentDoc
+	WebhookURL string `json:"webhookUrl,omitempty"`
+}
+
+func (s *Server) view(f *store.Flow) (flowView, error) {
+	doc, err := flow.Parse(f.Document)
+	if err != nil {
+		return flowView{}, err
+	}
+	v := flowView{
+		ID: f.ID, Name: f.Name, Stage: f.Stage, OwnerID: f.OwnerID, Version: f.Version,
+		CreatedAt: store.FromMillis(f.CreatedAt).Format(timeFormat), UpdatedAt: store.FromMillis(f.UpdatedAt).Format(timeFormat),
+		Components: make(map[string]componentView, len(doc.Components)), Links: doc.Links,
+	}
+	if v.Links == nil {
+		v.Links = []flow.Link{}
+	}
+	for id, c := range doc.Components {
+		cv := componentView{ComponentDoc: c}
+		if tok, ok := f.Webhooks[id]; ok {
+			cv.WebhookURL = s.cfg.PublicURL + "/hooks/" + tok
+		}
+		v.Components[id] = cv
+	}
+	return v, nil
+}
+
+const timeFormat = "2006-01-02T15:04:05.000Z07:00"
+
+// readFlow decodes and validates a flow document from the request body.
+func (s *Server) readFlow(r *http.Request) (*flow.Document, []byte, error) {
+	body, err := io.ReadAll(http.MaxBytesReader(nil, r.Body, s.cfg.MaxAPIBytes))
+	if err != nil {
+		return nil, nil, err
+	}
+	doc, err := flow.Parse(body)
+	if err != nil {
+		return nil, nil, err
+	}
+	if _, err := s.engine.Compile(doc); err != nil {
+		return nil, nil, err
+	}
+	canon, err := json.Marshal(doc)
+	if err != nil {
+		return nil, nil, err
+	}
+	return doc, canon, nil
+}
+
+// webhookTokens gives every core.Webhook component a fresh unguessable token.
+func webhookTokens(doc *flow.Document) map[string]string {
+	out := map[string]string{}
+	for id, c := range doc.Components {
+		if c.Type == core.WebhookType {
+			out[id] = auth.RandomString(24)
+		}
+	}
+	return out
+}
+
+func (s *Server) createFlow(w http.ResponseWriter, r *http.Request, p principal) error {
+	doc, canon, err := s.readFlow(r)
+	if err != nil {
+		return err
+	}
+	f := &store.Flow{
+		ID: uuid.Must(uuid.NewV7()).String(), OwnerID: p.UserID, Name: doc.Name, Stage: store.StageStopped,
+		Document: canon, Webhooks: webhookTokens(doc),
+	}
+	if err := s.store.CreateFlow(r.Context(), f); err != nil {
+		return err
+	}
+	v, err := s.view(f)
+	if err != nil {
+		return err
+	}
+	w.Header().Set("Location", "/api/v1/flows/"+f.ID)
+	return writeJSON(w, http.StatusCreated, v)
+}
+
+func (s *Server) listFlows(w http.ResponseWriter, r *http.Request, p principal) error {
+	after, limit, err := page(r)
+	if err != nil {
+		return err
+	}
+	stage := r.URL.Query().Get("stage")
+	if stage != "" && stage != store.StageRunning && stage != store.StageStopped {
+		return problem(http.StatusBadRequest, "stage must be running or stopped")
+	}
+	owner := p.ownerScope()
+	if u := r.URL.Query().Get("userId"); u != "" && p.admin() {
+		owner = u
+	}
+	flows, err := s.store.ListFlows(r.Context(), store.FlowFilter{OwnerID: owner, Stage: stage, After: after, Limit: limit})
+	if err != nil {
+		return err
+	}
+	views := make([]flowView, 0, len(flows))
+	for _, f := range flows {
+		v, err := s.view(f)
+		if err != nil {
+			return err
+		}
+		views = append(views, v)
+	}
+	return writeJSON(w, http.StatusOK, newList(views, limit, func(v flowView) string { return v.ID }))
+}
+
+func (s *Server) getFlow(w http.ResponseWriter, r *http.Request, p principal) error {
+	f, err := s.store.OwnedFlow(r.Context(), p.ownerScope(), r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	v, err := s.view(f)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, v)
+}
+
+func (s *Server) updateFlow(w http.ResponseWriter, r *http.Request, p principal) error {
+	existing, err := s.store.OwnedFlow(r.Context(), p.ownerScope(), r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	doc, canon, err := s.readFlow(r)
+	if err != nil {
+		return err
+	}
+	f := &store.Flow{ID: existing.ID, OwnerID: existing.OwnerID, Name: doc.Name, Document: canon, Webhooks: webhookTokens(doc)}
+	if err := s.store.UpdateFlow(r.Context(), f); err != nil {
+		return err
+	}
+	updated, err := s.store.OwnedFlow(r.Context(), "", f.ID)
+	if err != nil {
+		return err
+	}
+	v, err := s.view(updated)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, v)
+}
+
+func (s *Server) deleteFlow(w http.ResponseWriter, r *http.Request, p principal) error {
+	if err := s.store.DeleteFlow(r.Context(), p.ownerScope(), r.PathValue("id")); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+type flowCommand struct {
+	Command string `json:"command"`
+}
+
+func (s *Server) flowCommand(w http.ResponseWriter, r *http.Request, p principal) error {
+	var req flowCommand
+	if err := s.decode(r, &req); err != nil {
+		return err
+	}
+	f, err := s.store.OwnedFlow(r.Context(), p.ownerScope(), r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	var stage string
+	switch req.Command {
+	case "start":
+		// A flow is checked again when it starts: components may have
+		// changed since it was saved.
+		doc, err := flow.Parse(f.Document)
+		if err != nil {
+			return err
+		}
+		if _, err := s.engine.Compile(doc); err != nil {
+			return err
+		}
+		stage = store.StageRunning
+	case "stop":
+		stage = store.StageStopped
+	default:
+		return problem(http.StatusUnprocessableEntity, "command must be start or stop")
+	}
+	if err := s.store.SetFlowStage(r.Context(), p.ownerScope(), f.ID, stage); err != nil {
+		return err
+	}
+	f.Stage = stage
+	v, err := s.view(f)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, v)
+}
+
+type logView struct {
+	store.InvocationLog
+	CreatedAt string `json:"createdAt"`
+}
+
+func (s *Server) flowLogs(w http.ResponseWriter, r *http.Request, p principal) error {
+	f, err := s.store.OwnedFlow(r.Context(), p.ownerScope(), r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	after, limit, err := page(r)
+	if err != nil {
+		return err
+	}
+	logs, err := s.store.FlowLogs(r.Context(), store.LogFilter{
+		FlowID: f.ID, CorrelationID: r.URL.Query().Get("correlationId"), After: after, Limit: limit,
+	})
+	if err != nil {
+		return err
+	}
+	views := make([]logView, len(logs))
+	for i, l := range logs {
+		views[i] = logView{InvocationLog: l, CreatedAt: store.FromMillis(l.CreatedAt).Format(timeFormat)}
+	}
+	return writeJSON(w, http.StatusOK, newList(views, limit, func(v logView) string { return v.ID }))
+}
+
+func (s *Server) listComponents(w http.ResponseWriter, _ *http.Request, _ principal) error {
+	return writeJSON(w, http.StatusOK, map[string]any{"items": s.cfg.Registry.Specs()})
+}
+

@@ -1,0 +1,25 @@
+// Package core holds the built-in components of the "core" connector, one
+// file per component.
+package core
+
+import (
+	"net/http"
+
+	"github.com/plugboard/plugboard/internal/component"
+)
+
+// Deps are what the core components need from the server.
+type Deps struct {
+	// HTTP makes outbound calls; it refuses private addresses unless the
+	// operator allows them.
+	HTTP *http.Client
+	// MaxResponseBytes caps response bodies read by HttpRequest.
+	MaxResponseBytes int64
+}
+
+// Register adds every core component to r.
+func Register(r *component.Registry, d Deps) {
+	r.Register(Webhook{})
+	r.Register(Set{})
+	r.Register(&HTTPRequest{client: d.HTTP, maxBody: d.MaxResponseBytes})
+}

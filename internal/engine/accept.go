@@ -1,0 +1,80 @@
+package engine
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/plugboard/plugboard/internal/component"
+	"github.com/plugboard/plugboard/internal/store"
+)
+
+// Event is one trigger event: the output of a trigger component.
+type Event struct {
+	FlowID      string
+	ComponentID string
+	Output      any
+}
+
+// Accept starts a flow run from a trigger event. It returns the run's
+// correlation id once the event and the first jobs it causes are durable.
+// A flow that is not running refuses the event with ErrFlowNotRunning.
+func (e *Engine) Accept(ctx context.Context, ev Event) (string, error) {
+	cf, err := e.flows.get(ctx, ev.FlowID)
+	if err != nil {
+		return "", err
+	}
+	if cf.head.Stage != store.StageRunning {
+		return "", ErrFlowNotRunning
+	}
+	n, ok := cf.compiled.Nodes[ev.ComponentID]
+	if !ok || n.Spec.Kind != component.KindTrigger {
+		return "", ErrNotTrigger
+	}
+	start := time.Now()
+	meta := msgMeta{flowID: ev.FlowID, ownerID: cf.head.OwnerID, correlationID: newID()}
+	p := &plan{}
+	p.logs = append(p.logs, e.logEntry(meta, n.ID, newID(), 1, store.StatusAccepted, 0, nil, ev.Output, nil))
+	e.route(ctx, p, meta, n, []component.Emit{{Port: component.PortOut, Value: ev.Output}}, map[string]any{})
+	p.logs[0].DurationUS = time.Since(start).Microseconds()
+	err = e.store.Submit(ctx, func(tx *store.Tx) error {
+		stage, _, err := tx.FlowStage(ctx, ev.FlowID)
+		if err != nil {
+			return err
+		}
+		if stage != store.StageRunning {
+			return ErrFlowNotRunning
+		}
+		if err := tx.InsertLogs(ctx, p.logs); err != nil {
+			return err
+		}
+		return e.q.insertTx(ctx, tx, p.jobs)
+	})
+	if err != nil {
+		return "", err
+	}
+	e.metrics.accepted.Inc()
+	return meta.correlationID, nil
+}
+
+// RetryUnprocessed puts a dead-lettered message back on the queue with the
+// same message id (so the same idempotency key) and a fresh set of
+// attempts. ownerID "" lets an admin retry anyone's message.
+func (e *Engine) RetryUnprocessed(ctx context.Context, ownerID, id string) error {
+	return e.store.InTx(ctx, func(tx *store.Tx) error {
+		m, err := tx.TakeUnprocessed(ctx, ownerID, id)
+		if err != nil {
+			return err
+		}
+		var a stepArgs
+		if err := json.Unmarshal(m.Message, &a); err != nil {
+			return fmt.Errorf("decoding unprocessed message %s: %w", id, err)
+		}
+		if a.MessageID == "" {
+			return errors.New("unprocessed message has no step")
+		}
+		return e.q.insertTx(ctx, tx, []stepArgs{a})
+	})
+}

@@ -1,0 +1,207 @@
+// Package engine runs flows: it accepts trigger events, turns every step
+// into a durable job, retries failing steps with backoff and moves messages
+// whose last attempt failed to the unprocessed store.
+package engine
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/plugboard/plugboard/internal/component"
+	"github.com/plugboard/plugboard/internal/flow"
+	"github.com/plugboard/plugboard/internal/store"
+)
+
+// Errors the API maps to status codes.
+var (
+	ErrFlowNotRunning = errors.New("flow is not running")
+	ErrNotTrigger     = errors.New("component is not a trigger of this flow")
+)
+
+// Config configures an Engine.
+type Config struct {
+	Store    *store.Store
+	Registry *component.Registry
+	Logger   *slog.Logger
+	Metrics  prometheus.Registerer
+	// NodeID names this node in the job queue; a restarted node requeues
+	// the steps it was running when it died. Default: host name.
+	NodeID string
+	// Workers is how many steps run at once on this node (default 100).
+	Workers int
+	// FetchPollInterval is how often idle workers look for new jobs
+	// (default 50ms; on PostgreSQL new jobs are also announced at once).
+	FetchPollInterval time.Duration
+	// JobTimeout bounds one step (default 2m).
+	JobTimeout time.Duration
+	// RescueAfter is when another node takes over a step whose node died
+	// (default JobTimeout + 1m).
+	RescueAfter time.Duration
+	// MaxLogBytes caps the input and output kept in each invocation log
+	// (default 16 KiB).
+	MaxLogBytes int
+}
+
+func (c *Config) validate() error {
+	if c.Store == nil || c.Registry == nil {
+		return errors.New("engine: Store and Registry are required")
+	}
+	c.Logger = cmp.Or(c.Logger, slog.New(slog.DiscardHandler))
+	if c.NodeID == "" {
+		h, _ := os.Hostname()
+		c.NodeID = cmp.Or(h, "node")
+	}
+	c.Workers = cmp.Or(c.Workers, 100)
+	c.FetchPollInterval = cmp.Or(c.FetchPollInterval, 50*time.Millisecond)
+	c.JobTimeout = cmp.Or(c.JobTimeout, 2*time.Minute)
+	c.RescueAfter = cmp.Or(c.RescueAfter, c.JobTimeout+time.Minute)
+	if c.RescueAfter <= c.JobTimeout {
+		return fmt.Errorf("engine: RescueAfter (%s) must be longer than JobTimeout (%s)", c.RescueAfter, c.JobTimeout)
+	}
+	c.MaxLogBytes = cmp.Or(c.MaxLogBytes, 16<<10)
+	return nil
+}
+
+// Engine runs flows.
+type Engine struct {
+	cfg     Config
+	store   *store.Store
+	reg     *component.Registry
+	log     *slog.Logger
+	q       queue
+	flows   flowCache
+	metrics *metrics
+}
+
+// New prepares an engine: it migrates the job tables and requeues steps an
+// earlier run of this node left unfinished. Call Start to begin working.
+func New(ctx context.Context, cfg Config) (*Engine, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	e := &Engine{cfg: cfg, store: cfg.Store, reg: cfg.Registry, log: cfg.Logger}
+	e.flows = flowCache{store: cfg.Store, reg: cfg.Registry, m: map[string]*cachedFlow{}}
+	m, err := newMetrics(cfg.Metrics, cfg.Store)
+	if err != nil {
+		return nil, err
+	}
+	e.metrics = m
+	q, err := newQueue(ctx, cfg.Store, queueConfig{
+		NodeID:            cfg.NodeID,
+		Workers:           cfg.Workers,
+		FetchPollInterval: cfg.FetchPollInterval,
+		JobTimeout:        cfg.JobTimeout,
+		RescueAfter:       cfg.RescueAfter,
+		Logger:            queueLogger(cfg.Logger),
+	}, &stepWorker{e: e})
+	if err != nil {
+		return nil, err
+	}
+	e.q = q
+	return e, nil
+}
+
+// queueLogger keeps the queue's own chatter at warnings and above.
+func queueLogger(l *slog.Logger) *slog.Logger {
+	return slog.New(levelFloor{l.Handler(), slog.LevelWarn}).With(slog.String("part", "queue"))
+}
+
+type levelFloor struct {
+	slog.Handler
+	min slog.Level
+}
+
+func (h levelFloor) Enabled(ctx context.Context, l slog.Level) bool {
+	return l >= h.min && h.Handler.Enabled(ctx, l)
+}
+
+func (h levelFloor) WithAttrs(as []slog.Attr) slog.Handler {
+	return levelFloor{h.Handler.WithAttrs(as), h.min}
+}
+
+func (h levelFloor) WithGroup(name string) slog.Handler {
+	return levelFloor{h.Handler.WithGroup(name), h.min}
+}
+
+// Start begins working jobs.
+func (e *Engine) Start(ctx context.Context) error {
+	if err := e.q.start(ctx); err != nil {
+		return fmt.Errorf("starting job queue: %w", err)
+	}
+	return nil
+}
+
+// Stop stops fetching jobs and waits for running steps to finish (or ctx
+// to end, at which point unfinished steps are left to be requeued).
+func (e *Engine) Stop(ctx context.Context) error {
+	if err := e.q.stop(ctx); err != nil {
+		return fmt.Errorf("stopping job queue: %w", err)
+	}
+	return nil
+}
+
+// Compile validates a flow document against the registered components.
+func (e *Engine) Compile(doc *flow.Document) (*flow.Compiled, error) {
+	return flow.Compile(doc, e.reg)
+}
+
+// flowCache keeps compiled flows, checking the stored version on each use
+// so that an update on any node takes effect at once.
+type flowCache struct {
+	store *store.Store
+	reg   *component.Registry
+	mu    sync.RWMutex
+	m     map[string]*cachedFlow
+}
+
+type cachedFlow struct {
+	head     store.FlowHead
+	compiled *flow.Compiled
+}
+
+func (c *flowCache) get(ctx context.Context, id string) (*cachedFlow, error) {
+	head, err := c.store.FlowHead(ctx, id)
+	if err != nil {
+		c.mu.Lock()
+		delete(c.m, id)
+		c.mu.Unlock()
+		return nil, err
+	}
+	c.mu.RLock()
+	cf := c.m[id]
+	c.mu.RUnlock()
+	if cf != nil && cf.head.Version == head.Version {
+		if cf.head.Stage != head.Stage {
+			cf = &cachedFlow{head: head, compiled: cf.compiled}
+			c.mu.Lock()
+			c.m[id] = cf
+			c.mu.Unlock()
+		}
+		return cf, nil
+	}
+	f, err := c.store.Flow(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	doc, err := flow.Parse(f.Document)
+	if err != nil {
+		return nil, fmt.Errorf("parsing stored flow %s: %w", id, err)
+	}
+	compiled, err := flow.Compile(doc, c.reg)
+	if err != nil {
+		return nil, fmt.Errorf("compiling stored flow %s: %w", id, err)
+	}
+	cf = &cachedFlow{head: store.FlowHead{OwnerID: f.OwnerID, Stage: f.Stage, Version: f.Version}, compiled: compiled}
+	c.mu.Lock()
+	c.m[id] = cf
+	c.mu.Unlock()
+	return cf, nil
+}
