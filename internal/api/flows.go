@@ -251,4 +251,3 @@ func (s *Server) flowLogs(w http.ResponseWriter, r *http.Request, p principal) e
 func (s *Server) listComponents(w http.ResponseWriter, _ *http.Request, _ principal) error {
 	return writeJSON(w, http.StatusOK, map[string]any{"items": s.cfg.Registry.Specs()})
 }
-

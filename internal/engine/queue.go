@@ -123,4 +123,3 @@ func buildQueue[TDriver riverdriver.Driver[TTx], TTx any](ctx context.Context, s
 	}
 	return &riverQueue[TDriver, TTx]{client: client}, nil
 }
-
