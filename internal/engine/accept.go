@@ -50,10 +50,13 @@ func (e *Engine) Accept(ctx context.Context, ev Event) (string, error) {
 		if err := tx.InsertLogs(ctx, p.logs); err != nil {
 			return err
 		}
-		return e.q.insertTx(ctx, tx, p.jobs)
+		return enqueue(ctx, tx, p.jobs)
 	})
 	if err != nil {
 		return "", err
+	}
+	if len(p.jobs) > 0 {
+		e.q.notify()
 	}
 	e.metrics.accepted.Inc()
 	return meta.correlationID, nil
@@ -63,7 +66,7 @@ func (e *Engine) Accept(ctx context.Context, ev Event) (string, error) {
 // same message id (so the same idempotency key) and a fresh set of
 // attempts. ownerID "" lets an admin retry anyone's message.
 func (e *Engine) RetryUnprocessed(ctx context.Context, ownerID, id string) error {
-	return e.store.InTx(ctx, func(tx *store.Tx) error {
+	err := e.store.InTx(ctx, func(tx *store.Tx) error {
 		m, err := tx.TakeUnprocessed(ctx, ownerID, id)
 		if err != nil {
 			return err
@@ -75,6 +78,10 @@ func (e *Engine) RetryUnprocessed(ctx context.Context, ownerID, id string) error
 		if a.MessageID == "" {
 			return errors.New("unprocessed message has no step")
 		}
-		return e.q.insertTx(ctx, tx, []stepArgs{a})
+		return enqueue(ctx, tx, []stepArgs{a})
 	})
+	if err == nil {
+		e.q.notify()
+	}
+	return err
 }

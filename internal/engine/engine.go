@@ -76,7 +76,7 @@ type Engine struct {
 	store   *store.Store
 	reg     *component.Registry
 	log     *slog.Logger
-	q       queue
+	q       *queue
 	flows   flowCache
 	metrics *metrics
 }
@@ -94,41 +94,8 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 		return nil, err
 	}
 	e.metrics = m
-	q, err := newQueue(ctx, cfg.Store, queueConfig{
-		NodeID:            cfg.NodeID,
-		Workers:           cfg.Workers,
-		FetchPollInterval: cfg.FetchPollInterval,
-		JobTimeout:        cfg.JobTimeout,
-		RescueAfter:       cfg.RescueAfter,
-		Logger:            queueLogger(cfg.Logger),
-	}, &stepWorker{e: e})
-	if err != nil {
-		return nil, err
-	}
-	e.q = q
+	e.q = newQueue(e)
 	return e, nil
-}
-
-// queueLogger keeps the queue's own chatter at warnings and above.
-func queueLogger(l *slog.Logger) *slog.Logger {
-	return slog.New(levelFloor{l.Handler(), slog.LevelWarn}).With(slog.String("part", "queue"))
-}
-
-type levelFloor struct {
-	slog.Handler
-	min slog.Level
-}
-
-func (h levelFloor) Enabled(ctx context.Context, l slog.Level) bool {
-	return l >= h.min && h.Handler.Enabled(ctx, l)
-}
-
-func (h levelFloor) WithAttrs(as []slog.Attr) slog.Handler {
-	return levelFloor{h.Handler.WithAttrs(as), h.min}
-}
-
-func (h levelFloor) WithGroup(name string) slog.Handler {
-	return levelFloor{h.Handler.WithGroup(name), h.min}
 }
 
 // Start begins working jobs.

@@ -65,8 +65,8 @@ func (jobsCollector) Describe(ch chan<- *prometheus.Desc) {
 func (c jobsCollector) Collect(ch chan<- prometheus.Metric) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	if counts, err := c.s.QueryCounts(ctx, `SELECT state, COUNT(*) FROM river_job GROUP BY state`); err == nil {
-		for _, st := range []string{"available", "scheduled", "running", "retryable", "completed", "discarded", "cancelled"} {
+	if counts, err := c.s.JobCounts(ctx); err == nil {
+		for _, st := range []string{store.JobAvailable, store.JobRunning} {
 			ch <- prometheus.MustNewConstMetric(jobsDesc, prometheus.GaugeValue, float64(counts[st]), st)
 		}
 	}

@@ -2,124 +2,153 @@ package engine
 
 import (
 	"context"
-	"database/sql"
-	"fmt"
+	"errors"
 	"log/slog"
+	"sync"
 	"time"
-
-	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/riverqueue/river"
-	"github.com/riverqueue/river/riverdriver"
-	"github.com/riverqueue/river/riverdriver/riverpgxv5"
-	"github.com/riverqueue/river/riverdriver/riversqlite"
-	"github.com/riverqueue/river/rivermigrate"
 
 	"github.com/plugboard/plugboard/internal/store"
 )
 
-// queue is the durable job queue, River behind a small seam so that the
-// engine does not care which database driver River runs on.
-type queue interface {
-	start(ctx context.Context) error
-	stop(ctx context.Context) error
-	insertTx(ctx context.Context, tx *store.Tx, jobs []stepArgs) error
-	completeTx(ctx context.Context, tx *store.Tx, job *river.Job[stepArgs]) error
+// queue runs step jobs from the jobs table: a dispatcher claims due jobs
+// in batches (through the store's group commit, so a claim shares its
+// transaction with accepts and completions) and hands each to a worker
+// goroutine. Every claim is a lease; a node that dies loses its leases and
+// another node (or itself, on restart) runs the jobs again.
+type queue struct {
+	e       *Engine
+	store   *store.Store
+	node    string
+	workers int
+	poll    time.Duration
+	lease   time.Duration
+
+	wake chan struct{}
+	sem  chan struct{}
+	wg   sync.WaitGroup
+
+	stopDispatch context.CancelFunc
+	dispatchDone chan struct{}
+	// jobCtx is the parent of every job's context; cancelled when a stop
+	// runs out of time.
+	jobCtx    context.Context
+	cancelJob context.CancelFunc
 }
 
-type riverQueue[TDriver riverdriver.Driver[TTx], TTx any] struct {
-	client *river.Client[TTx]
+func newQueue(e *Engine) *queue {
+	return &queue{
+		e: e, store: e.store, node: e.cfg.NodeID, workers: e.cfg.Workers, poll: e.cfg.FetchPollInterval, lease: e.cfg.RescueAfter,
+		wake: make(chan struct{}, 1), sem: make(chan struct{}, e.cfg.Workers),
+	}
 }
 
-func (q *riverQueue[TDriver, TTx]) start(ctx context.Context) error { return q.client.Start(ctx) }
-func (q *riverQueue[TDriver, TTx]) stop(ctx context.Context) error  { return q.client.Stop(ctx) }
-
-func (q *riverQueue[TDriver, TTx]) insertTx(ctx context.Context, tx *store.Tx, jobs []stepArgs) error {
-	if len(jobs) == 0 {
-		return nil
-	}
-	params := make([]river.InsertManyParams, len(jobs))
-	for i := range jobs {
-		params[i] = river.InsertManyParams{Args: jobs[i], InsertOpts: &river.InsertOpts{MaxAttempts: jobs[i].MaxAttempts}}
-	}
-	if _, err := q.client.InsertManyTx(ctx, tx.Raw().(TTx), params); err != nil {
-		return fmt.Errorf("enqueueing %d steps: %w", len(jobs), err)
-	}
-	return nil
-}
-
-func (q *riverQueue[TDriver, TTx]) completeTx(ctx context.Context, tx *store.Tx, job *river.Job[stepArgs]) error {
-	if _, err := river.JobCompleteTx[TDriver](ctx, tx.Raw().(TTx), job); err != nil {
-		return fmt.Errorf("completing step job %d: %w", job.ID, err)
-	}
-	return nil
-}
-
-// queueConfig is what the engine asks of River.
-type queueConfig struct {
-	NodeID            string
-	Workers           int
-	FetchPollInterval time.Duration
-	JobTimeout        time.Duration
-	RescueAfter       time.Duration
-	Logger            *slog.Logger
-}
-
-// newQueue migrates River's tables, requeues jobs that an earlier run of
-// this node left running (it was killed) and builds the client.
-func newQueue(ctx context.Context, s *store.Store, cfg queueConfig, w river.Worker[stepArgs]) (queue, error) {
-	workers := river.NewWorkers()
-	if err := river.AddWorkerSafely(workers, w); err != nil {
-		return nil, fmt.Errorf("registering step worker: %w", err)
-	}
-	rc := &river.Config{
-		ID:                          cfg.NodeID,
-		Logger:                      cfg.Logger,
-		Queues:                      map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: cfg.Workers}},
-		Workers:                     workers,
-		FetchCooldown:               5 * time.Millisecond,
-		FetchPollInterval:           cfg.FetchPollInterval,
-		JobTimeout:                  cfg.JobTimeout,
-		RescueStuckJobsAfter:        cfg.RescueAfter,
-		CompletedJobRetentionPeriod: time.Minute, // history lives in invocation logs
-		MaxAttempts:                 10,
-	}
-	switch db := s.Driver().(type) {
-	case *sql.DB:
-		return buildQueue[*riversqlite.Driver](ctx, s, riversqlite.New(db), rc, cfg.NodeID,
-			`UPDATE river_job SET state = 'available', scheduled_at = datetime('now')
-			  WHERE state = 'running' AND json_extract(attempted_by, '$[#-1]') = $1`)
-	case *pgxpool.Pool:
-		return buildQueue[*riverpgxv5.Driver](ctx, s, riverpgxv5.New(db), rc, cfg.NodeID,
-			`UPDATE river_job SET state = 'available', scheduled_at = now()
-			  WHERE state = 'running' AND attempted_by[array_length(attempted_by, 1)] = $1`)
+// notify tells the dispatcher that jobs may be due or a worker is free.
+func (q *queue) notify() {
+	select {
+	case q.wake <- struct{}{}:
 	default:
-		return nil, fmt.Errorf("job queue: unsupported database handle %T", db)
 	}
 }
 
-func buildQueue[TDriver riverdriver.Driver[TTx], TTx any](ctx context.Context, s *store.Store, driver TDriver,
-	rc *river.Config, nodeID, requeueSQL string) (queue, error) {
-	err := s.WithMigrationLock(ctx, func(ctx context.Context) error {
-		m, err := rivermigrate.New[TTx](driver, nil)
-		if err != nil {
-			return err
+func (q *queue) start(ctx context.Context) error {
+	// Whatever this node was running when it last stopped died with it.
+	n, err := q.store.ReleaseNodeJobs(ctx, q.node)
+	if err != nil {
+		return err
+	}
+	if n > 0 {
+		q.e.log.LogAttrs(ctx, slog.LevelWarn, "requeued steps interrupted by an earlier stop", slog.Int64("jobs", n), slog.String("node", q.node))
+	}
+	dctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	q.stopDispatch = cancel
+	q.jobCtx, q.cancelJob = context.WithCancel(context.WithoutCancel(ctx))
+	q.dispatchDone = make(chan struct{})
+	go q.dispatch(dctx)
+	return nil
+}
+
+func (q *queue) dispatch(ctx context.Context) {
+	defer close(q.dispatchDone)
+	timer := time.NewTimer(q.poll)
+	defer timer.Stop()
+	rescueEvery := max(q.lease/4, time.Second)
+	nextRescue := time.Now().Add(rescueEvery)
+	for {
+		if time.Now().After(nextRescue) {
+			if n, err := q.store.RescueExpiredJobs(ctx); err != nil {
+				q.e.log.LogAttrs(ctx, slog.LevelWarn, "rescuing expired jobs", slog.String("error", err.Error()))
+			} else if n > 0 {
+				q.e.log.LogAttrs(ctx, slog.LevelWarn, "rescued steps whose node stopped answering", slog.Int64("jobs", n))
+			}
+			nextRescue = time.Now().Add(rescueEvery)
 		}
-		_, err = m.Migrate(ctx, rivermigrate.DirectionUp, nil)
+		if free := cap(q.sem) - len(q.sem); free > 0 {
+			jobs, err := q.claim(ctx, free)
+			if err != nil && ctx.Err() == nil {
+				q.e.log.LogAttrs(ctx, slog.LevelError, "claiming jobs", slog.String("error", err.Error()))
+			}
+			for _, j := range jobs {
+				q.sem <- struct{}{}
+				q.wg.Add(1)
+				go q.run(j)
+			}
+			if len(jobs) == free {
+				continue // probably more due
+			}
+		}
+		if !timer.Stop() {
+			select {
+			case <-timer.C:
+			default:
+			}
+		}
+		timer.Reset(q.poll)
+		select {
+		case <-ctx.Done():
+			return
+		case <-q.wake:
+		case <-timer.C:
+		}
+	}
+}
+
+func (q *queue) claim(ctx context.Context, n int) ([]store.Job, error) {
+	var jobs []store.Job
+	err := q.store.Submit(ctx, func(tx *store.Tx) error {
+		var err error
+		jobs, err = tx.ClaimJobs(ctx, q.node, n, q.lease)
 		return err
 	})
-	if err != nil {
-		return nil, fmt.Errorf("migrating job queue tables: %w", err)
+	return jobs, err
+}
+
+func (q *queue) run(j store.Job) {
+	defer func() {
+		<-q.sem
+		q.wg.Done()
+		q.notify()
+	}()
+	ctx, cancel := context.WithTimeout(q.jobCtx, q.e.cfg.JobTimeout)
+	defer cancel()
+	q.e.work(ctx, j)
+}
+
+// stop stops claiming and waits for running steps; when ctx ends first,
+// their contexts are cancelled and they are retried later.
+func (q *queue) stop(ctx context.Context) error {
+	if q.stopDispatch == nil {
+		return nil
 	}
-	n, err := s.ExecRaw(ctx, requeueSQL, nodeID)
-	if err != nil {
-		return nil, fmt.Errorf("requeueing jobs interrupted on node %s: %w", nodeID, err)
+	q.stopDispatch()
+	<-q.dispatchDone
+	done := make(chan struct{})
+	go func() { q.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		q.cancelJob()
+		<-done
+		return errors.New("stopped before every running step finished; they will run again")
 	}
-	if n > 0 && rc.Logger != nil {
-		rc.Logger.LogAttrs(ctx, slog.LevelWarn, "requeued steps interrupted by an earlier stop", slog.Int64("jobs", n), slog.String("node", nodeID))
-	}
-	client, err := river.NewClient[TTx](driver, rc)
-	if err != nil {
-		return nil, fmt.Errorf("creating job queue client: %w", err)
-	}
-	return &riverQueue[TDriver, TTx]{client: client}, nil
 }

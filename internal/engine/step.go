@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/riverqueue/river"
 
 	"github.com/plugboard/plugboard/internal/component"
 	"github.com/plugboard/plugboard/internal/flow"
@@ -35,8 +34,17 @@ type stepArgs struct {
 	MaxInterval     time.Duration   `json:"maxInterval"`
 }
 
-// Kind names the job kind in the queue.
-func (stepArgs) Kind() string { return "plugboard_step" }
+// enqueue writes jobs inside tx.
+func enqueue(ctx context.Context, tx *store.Tx, jobs []stepArgs) error {
+	if len(jobs) == 0 {
+		return nil
+	}
+	nj := make([]store.NewJob, len(jobs))
+	for i, a := range jobs {
+		nj[i] = store.NewJob{ID: a.MessageID, MaxAttempts: a.MaxAttempts, Args: mustJSON(a)}
+	}
+	return tx.EnqueueJobs(ctx, nj)
+}
 
 func newID() string { return uuid.Must(uuid.NewV7()).String() }
 
@@ -174,20 +182,6 @@ func (e *Engine) capped(v any) string {
 	return string(b)
 }
 
-// stepWorker runs step jobs.
-type stepWorker struct {
-	river.WorkerDefaults[stepArgs]
-	e *Engine
-}
-
-// Timeout bounds one step.
-func (w *stepWorker) Timeout(*river.Job[stepArgs]) time.Duration { return w.e.cfg.JobTimeout }
-
-// NextRetry is exponential backoff with jitter from the component's policy.
-func (w *stepWorker) NextRetry(job *river.Job[stepArgs]) time.Time {
-	return time.Now().Add(backoff(job.Attempt, job.Args.InitialInterval, job.Args.MaxInterval))
-}
-
 // backoff returns the wait before the next attempt after attempt failed:
 // initial·2^(attempt-1), capped at max, with the upper half jittered.
 func backoff(attempt int, initial, max time.Duration) time.Duration {
@@ -206,65 +200,82 @@ func backoff(attempt int, initial, max time.Duration) time.Duration {
 	return half + rand.N(half+1)
 }
 
-// Work runs one step.
-func (w *stepWorker) Work(ctx context.Context, job *river.Job[stepArgs]) error {
-	e := w.e
-	a := job.Args
-	meta := msgMeta{flowID: a.FlowID, ownerID: a.OwnerID, correlationID: a.CorrelationID}
+// work runs one claimed step job.
+func (e *Engine) work(ctx context.Context, j store.Job) {
 	start := time.Now()
+	var a stepArgs
+	if err := json.Unmarshal(j.Args, &a); err != nil {
+		a.MessageID = j.ID
+		e.fail(ctx, j, a, start, nil, component.Permanent(fmt.Errorf("decoding job: %w", err)))
+		return
+	}
 	var input any
 	scope := map[string]any{}
 	if err := json.Unmarshal(a.Input, &input); err != nil {
-		return e.fail(ctx, job, meta, start, nil, component.Permanent(fmt.Errorf("decoding message: %w", err)))
+		e.fail(ctx, j, a, start, nil, component.Permanent(fmt.Errorf("decoding message: %w", err)))
+		return
 	}
 	if err := json.Unmarshal(a.Scope, &scope); err != nil {
-		return e.fail(ctx, job, meta, start, input, component.Permanent(fmt.Errorf("decoding message: %w", err)))
+		e.fail(ctx, j, a, start, input, component.Permanent(fmt.Errorf("decoding message: %w", err)))
+		return
 	}
 	cf, err := e.flows.get(ctx, a.FlowID)
 	if err != nil {
 		if errors.Is(err, store.ErrNotFound) {
 			err = component.Permanent(fmt.Errorf("flow %s no longer exists", a.FlowID))
 		}
-		return e.fail(ctx, job, meta, start, input, err)
+		e.fail(ctx, j, a, start, input, err)
+		return
 	}
 	n, ok := cf.compiled.Nodes[a.ComponentID]
 	if !ok {
-		return e.fail(ctx, job, meta, start, input, component.Permanent(fmt.Errorf("component %s was removed from flow %s", a.ComponentID, a.FlowID)))
+		e.fail(ctx, j, a, start, input, component.Permanent(fmt.Errorf("component %s was removed from flow %s", a.ComponentID, a.FlowID)))
+		return
 	}
 	emits, err := e.invoke(ctx, n, component.Invocation{
 		FlowID: a.FlowID, ComponentID: a.ComponentID, MessageID: a.MessageID, CorrelationID: a.CorrelationID,
-		Attempt: job.Attempt, Input: input,
+		Attempt: j.Attempt, Input: input,
 	}, scope)
 	if err != nil {
-		return e.fail(ctx, job, meta, start, input, err)
+		e.fail(ctx, j, a, start, input, err)
+		return
 	}
 	elapsed := time.Since(start)
 	e.metrics.steps.WithLabelValues(store.StatusSuccess).Inc()
 	e.metrics.stepSeconds.Observe(elapsed.Seconds())
+	meta := msgMeta{flowID: a.FlowID, ownerID: a.OwnerID, correlationID: a.CorrelationID}
 	p := &plan{}
-	p.logs = append(p.logs, e.logEntry(meta, a.ComponentID, a.MessageID, job.Attempt, store.StatusSuccess, elapsed, input, emitsValue(emits), nil))
+	p.logs = append(p.logs, e.logEntry(meta, a.ComponentID, a.MessageID, j.Attempt, store.StatusSuccess, elapsed, input, emitsValue(emits), nil))
 	e.route(ctx, p, meta, n, emits, scope)
 	err = e.store.Submit(ctx, func(tx *store.Tx) error {
+		if err := tx.FinishJob(ctx, j.ID, e.cfg.NodeID, j.Attempt); err != nil {
+			return err
+		}
 		if err := tx.InsertLogs(ctx, p.logs); err != nil {
 			return err
 		}
-		if err := e.q.insertTx(ctx, tx, p.jobs); err != nil {
-			return err
-		}
-		return e.q.completeTx(ctx, tx, job)
+		return enqueue(ctx, tx, p.jobs)
 	})
 	if err != nil {
-		return fmt.Errorf("recording step %s of flow %s: %w", a.ComponentID, a.FlowID, err)
+		// The lease keeps the job; it runs again (same idempotency key).
+		e.log.LogAttrs(ctx, slog.LevelWarn, "recording step result", slog.String("flow", a.FlowID),
+			slog.String("component", a.ComponentID), slog.String("error", err.Error()))
+		return
 	}
-	return nil
+	if len(p.jobs) > 0 {
+		e.q.notify()
+	}
 }
 
 // fail records a failed attempt. The last attempt, or a failure retrying
 // cannot fix, moves the message to the unprocessed store in the same
-// transaction that completes the job; otherwise the queue retries it.
-func (e *Engine) fail(ctx context.Context, job *river.Job[stepArgs], meta msgMeta, start time.Time, input any, cause error) error {
-	a := job.Args
-	final := component.IsPermanent(cause) || job.Attempt >= job.MaxAttempts
+// transaction that finishes the job; otherwise the job is scheduled again
+// after a backoff.
+func (e *Engine) fail(ctx context.Context, j store.Job, a stepArgs, start time.Time, input any, cause error) {
+	// The job's context may have ended (timeout, stop); recording the
+	// failure must still happen.
+	wctx := context.WithoutCancel(ctx)
+	final := component.IsPermanent(cause) || j.Attempt >= j.MaxAttempts
 	status := store.StatusRetrying
 	if final {
 		status = store.StatusFailed
@@ -272,36 +283,41 @@ func (e *Engine) fail(ctx context.Context, job *river.Job[stepArgs], meta msgMet
 	elapsed := time.Since(start)
 	e.metrics.steps.WithLabelValues(status).Inc()
 	e.metrics.stepSeconds.Observe(elapsed.Seconds())
-	entry := e.logEntry(meta, a.ComponentID, a.MessageID, job.Attempt, status, elapsed, input, nil, cause)
+	meta := msgMeta{flowID: a.FlowID, ownerID: a.OwnerID, correlationID: a.CorrelationID}
+	entry := e.logEntry(meta, a.ComponentID, a.MessageID, j.Attempt, status, elapsed, input, nil, cause)
+	var err error
 	if !final {
 		e.metrics.retries.Inc()
-		if err := e.store.Submit(ctx, func(tx *store.Tx) error { return tx.InsertLogs(ctx, []store.InvocationLog{entry}) }); err != nil {
-			e.log.LogAttrs(ctx, slog.LevelWarn, "writing invocation log", slog.String("error", err.Error()))
-		}
-		return cause
+		next := time.Now().Add(backoff(j.Attempt, a.InitialInterval, a.MaxInterval))
+		err = e.store.Submit(wctx, func(tx *store.Tx) error {
+			if err := tx.RetryJob(wctx, j.ID, e.cfg.NodeID, j.Attempt, next, cause.Error()); err != nil {
+				return err
+			}
+			return tx.InsertLogs(wctx, []store.InvocationLog{entry})
+		})
+	} else {
+		err = e.store.Submit(wctx, func(tx *store.Tx) error {
+			if err := tx.FinishJob(wctx, j.ID, e.cfg.NodeID, j.Attempt); err != nil {
+				return err
+			}
+			if err := tx.InsertLogs(wctx, []store.InvocationLog{entry}); err != nil {
+				return err
+			}
+			return tx.PutUnprocessed(wctx, &store.UnprocessedMessage{
+				ID: a.MessageID, FlowID: a.FlowID, OwnerID: a.OwnerID, ComponentID: a.ComponentID,
+				Attempts: j.Attempt, Error: cause.Error(), Message: j.Args,
+			})
+		})
 	}
-	msg, err := json.Marshal(a)
 	if err != nil {
-		return fmt.Errorf("encoding unprocessed message: %w", err)
+		e.log.LogAttrs(wctx, slog.LevelWarn, "recording step failure", slog.String("flow", a.FlowID),
+			slog.String("component", a.ComponentID), slog.String("error", err.Error()))
+		return
 	}
-	err = e.store.Submit(ctx, func(tx *store.Tx) error {
-		if err := tx.InsertLogs(ctx, []store.InvocationLog{entry}); err != nil {
-			return err
-		}
-		if err := tx.PutUnprocessed(ctx, &store.UnprocessedMessage{
-			ID: a.MessageID, FlowID: a.FlowID, OwnerID: a.OwnerID, ComponentID: a.ComponentID,
-			Attempts: job.Attempt, Error: cause.Error(), Message: msg,
-		}); err != nil {
-			return err
-		}
-		return e.q.completeTx(ctx, tx, job)
-	})
-	if err != nil {
-		return fmt.Errorf("moving message %s to unprocessed: %w", a.MessageID, err)
+	if final {
+		e.metrics.deadLetters.Inc()
+		e.log.LogAttrs(wctx, slog.LevelWarn, "message moved to unprocessed",
+			slog.String("flow", a.FlowID), slog.String("component", a.ComponentID), slog.String("message", a.MessageID),
+			slog.Int("attempts", j.Attempt), slog.String("error", cause.Error()))
 	}
-	e.metrics.deadLetters.Inc()
-	e.log.LogAttrs(ctx, slog.LevelWarn, "message moved to unprocessed",
-		slog.String("flow", a.FlowID), slog.String("component", a.ComponentID), slog.String("message", a.MessageID),
-		slog.Int("attempts", job.Attempt), slog.String("error", cause.Error()))
-	return nil
 }

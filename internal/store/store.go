@@ -172,15 +172,8 @@ func now() int64 { return time.Now().UnixMilli() }
 // FromMillis converts a stored timestamp.
 func FromMillis(ms int64) time.Time { return time.UnixMilli(ms).UTC() }
 
-// ExecRaw runs a statement on the write path. It exists for the job queue's
-// start-up housekeeping on its own tables; application data goes through
-// the typed methods.
-func (s *Store) ExecRaw(ctx context.Context, q string, args ...any) (int64, error) {
-	return s.backend.writer().exec(ctx, q, args...)
-}
-
-// QueryCounts runs a query returning (label, count) rows, for metrics.
-func (s *Store) QueryCounts(ctx context.Context, q string, args ...any) (map[string]int64, error) {
+// queryCounts runs a query returning (label, count) rows.
+func (s *Store) queryCounts(ctx context.Context, q string, args ...any) (map[string]int64, error) {
 	rs, err := s.backend.reader().query(ctx, q, args...)
 	if err != nil {
 		return nil, err

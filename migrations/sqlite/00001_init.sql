@@ -66,7 +66,24 @@ CREATE TABLE unprocessed_messages (
 );
 CREATE INDEX unprocessed_messages_owner ON unprocessed_messages (owner_id, id);
 
+-- The durable job queue: one row per step waiting or running. A finished
+-- step's row is deleted in the transaction that records its result.
+CREATE TABLE jobs (
+    id           TEXT PRIMARY KEY,
+    state        TEXT NOT NULL,
+    attempt      INTEGER NOT NULL DEFAULT 0,
+    max_attempts INTEGER NOT NULL,
+    run_at       BIGINT NOT NULL,
+    locked_by    TEXT,
+    locked_until BIGINT,
+    args         TEXT NOT NULL,
+    last_error   TEXT,
+    created_at   BIGINT NOT NULL
+);
+CREATE INDEX jobs_ready ON jobs (state, run_at);
+
 -- +goose Down
+DROP TABLE jobs;
 DROP TABLE unprocessed_messages;
 DROP TABLE invocation_logs;
 DROP TABLE webhooks;

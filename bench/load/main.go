@@ -1,0 +1,183 @@
+// Command load measures how many webhook messages Plugboard accepts per
+// second, how long it takes to deliver them, and what that costs in memory and
+// start-up time, next to a bare net/http server loaded the same way on the
+// same machine.
+//
+//	go run ./bench/load [-c 32,64] [-d 10s] [-pg postgres://...]
+//
+// See bench/README.md for the flags and the meaning of each column.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// config is the validated command line.
+type config struct {
+	concurrency   []int
+	duration      time.Duration
+	warmup        time.Duration
+	drainTimeout  time.Duration
+	pgURL         string
+	bin           string
+	skipBaseline  bool
+	skipPlugboard bool
+	jsonOnly      bool
+}
+
+func main() {
+	if len(os.Args) > 1 && os.Args[1] == baselineCommand {
+		if err := serveBaseline(); err != nil {
+			fmt.Fprintln(os.Stderr, "baseline server:", err)
+			os.Exit(1)
+		}
+		return
+	}
+
+	cfg, err := parseFlags(os.Args[1:], os.Stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "load:", err)
+		os.Exit(2)
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	os.Exit(run(ctx, cfg, logger, os.Stdout))
+}
+
+func parseFlags(args []string, output io.Writer) (config, error) {
+	fs := flag.NewFlagSet("load", flag.ContinueOnError)
+	fs.SetOutput(output)
+	fs.Usage = func() {
+		fmt.Fprintln(output, "Usage: go run ./bench/load [flags]")
+		fmt.Fprintln(output, "\nLoads a bare net/http server, then Plugboard, with the same webhook traffic and reports both.")
+		fmt.Fprintln(output, "\nFlags:")
+		fs.PrintDefaults()
+	}
+	var cfg config
+	conc := fs.String("c", "64", "concurrent `workers`; a comma-separated list (32,64) runs each in turn")
+	fs.DurationVar(&cfg.duration, "d", 10*time.Second, "measured load `duration` per run")
+	fs.DurationVar(&cfg.warmup, "warmup", time.Second, "warm-up before the measured window (not counted)")
+	fs.DurationVar(&cfg.drainTimeout, "drain-timeout", 120*time.Second, "how long to wait for every accepted message to be delivered")
+	fs.StringVar(&cfg.pgURL, "pg", "", "PostgreSQL `URL`: run Plugboard on PostgreSQL (in a fresh schema) instead of SQLite")
+	fs.StringVar(&cfg.bin, "bin", "", "Plugboard binary to run (default: build ./cmd/plugboard)")
+	fs.BoolVar(&cfg.skipBaseline, "skip-baseline", false, "do not run the baseline")
+	fs.BoolVar(&cfg.skipPlugboard, "skip-plugboard", false, "run only the baseline")
+	fs.BoolVar(&cfg.jsonOnly, "json", false, "print only one JSON line per run")
+	if err := fs.Parse(args); err != nil {
+		return config{}, err
+	}
+	if fs.NArg() > 0 {
+		return config{}, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	var err error
+	if cfg.concurrency, err = parseConcurrency(*conc); err != nil {
+		return config{}, err
+	}
+	return cfg, cfg.validate()
+}
+
+func (c config) validate() error {
+	switch {
+	case c.duration <= 0:
+		return fmt.Errorf("-d must be positive, got %s", c.duration)
+	case c.warmup < 0:
+		return fmt.Errorf("-warmup must not be negative, got %s", c.warmup)
+	case c.drainTimeout <= 0:
+		return fmt.Errorf("-drain-timeout must be positive, got %s", c.drainTimeout)
+	case c.skipBaseline && c.skipPlugboard:
+		return errors.New("-skip-baseline and -skip-plugboard leave nothing to run")
+	}
+	return nil
+}
+
+// parseConcurrency reads "64" or "32,64,128".
+func parseConcurrency(s string) ([]int, error) {
+	var out []int
+	for field := range strings.SplitSeq(s, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(field))
+		if err != nil || n < 1 {
+			return nil, fmt.Errorf("-c: %q is not a positive number of workers", field)
+		}
+		out = append(out, n)
+	}
+	return out, nil
+}
+
+// run executes every requested run and prints the report. It returns the
+// process exit code: 1 when a run failed or the load was interrupted.
+func run(ctx context.Context, cfg config, logger *slog.Logger, stdout io.Writer) int {
+	work, err := os.MkdirTemp("", "plugboard-bench-")
+	if err != nil {
+		logger.Error("creating work directory", slog.Any("err", err))
+		return 1
+	}
+	defer os.RemoveAll(work)
+
+	var bin string
+	if !cfg.skipPlugboard {
+		bin = cfg.bin
+		if bin == "" {
+			logger.Info("building plugboard")
+			if bin, err = buildPlugboard(ctx, work); err != nil {
+				logger.Error("building plugboard", slog.Any("err", err))
+				return 1
+			}
+		}
+	}
+
+	var results []Result
+	for _, c := range cfg.concurrency {
+		var baseline *Result
+		if !cfg.skipBaseline {
+			r := runBaseline(ctx, cfg, work, c, logger)
+			baseline = &r
+			results = append(results, r)
+		}
+		if !cfg.skipPlugboard && ctx.Err() == nil {
+			r := runPlugboard(ctx, cfg, bin, work, c, logger)
+			if baseline != nil && baseline.Error == "" && r.Error == "" && baseline.AcceptedPerSec > 0 {
+				ratio := r.AcceptedPerSec / baseline.AcceptedPerSec
+				r.VsBaseline = &ratio
+			}
+			results = append(results, r)
+		}
+		if ctx.Err() != nil {
+			logger.Warn("interrupted")
+			break
+		}
+	}
+
+	if !cfg.jsonOnly {
+		writeTable(stdout, results)
+		fmt.Fprintln(stdout)
+	}
+	if err := writeJSONLines(stdout, results); err != nil {
+		logger.Error("writing results", slog.Any("err", err))
+		return 1
+	}
+	for _, r := range results {
+		if r.Error != "" {
+			return 1
+		}
+	}
+	if ctx.Err() != nil {
+		return 1
+	}
+	return 0
+}

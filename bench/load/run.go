@@ -1,0 +1,225 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+)
+
+const (
+	adminEmail = "bench@example.com"
+	logTail    = 20 // server log lines shown when a run fails
+
+	// errInterrupted marks a run cut short by Ctrl-C: its figures are kept
+	// in the JSON line but are not a measurement.
+	errInterrupted = "interrupted before the end of the run"
+)
+
+// runBaseline loads the bare net/http server at concurrency c.
+func runBaseline(ctx context.Context, cfg config, work string, c int, logger *slog.Logger) Result {
+	r := Result{Target: "baseline", Concurrency: c}
+	logger = logger.With(slog.String("target", r.Target), slog.Int("c", c))
+	if err := measureBaseline(ctx, cfg, work, &r, logger); err != nil {
+		r.Error = err.Error()
+		logger.Error("run failed", slog.Any("err", err))
+		return r
+	}
+	if ctx.Err() != nil {
+		r.Error = errInterrupted
+		return r
+	}
+	one := 1.0
+	r.VsBaseline = &one
+	return r
+}
+
+func measureBaseline(ctx context.Context, cfg config, work string, r *Result, logger *slog.Logger) error {
+	exe, err := os.Executable()
+	if err != nil {
+		return fmt.Errorf("locating the load tool's binary: %w", err)
+	}
+	dir, err := os.MkdirTemp(work, "baseline-")
+	if err != nil {
+		return fmt.Errorf("creating run directory: %w", err)
+	}
+	addr, err := freeAddr()
+	if err != nil {
+		return err
+	}
+	p, err := launch(ctx, processSpec{
+		path:    exe,
+		args:    []string{baselineCommand},
+		env:     map[string]string{"PLUGBOARD_ADDR": addr},
+		logPath: filepath.Join(dir, "server.log"),
+	}, addr, r, logger)
+	if err != nil {
+		return err
+	}
+	defer shutdown(p, r, logger)
+
+	logger.Info("loading", slog.Duration("warmup", cfg.warmup), slog.Duration("duration", cfg.duration))
+	r.addLoad(generate(ctx, loadSpec{
+		url:         p.baseURL() + "/hook",
+		concurrency: r.Concurrency,
+		warmup:      cfg.warmup,
+		duration:    cfg.duration,
+	}, logger))
+	return nil
+}
+
+// runPlugboard runs the benchmark flow on a fresh Plugboard server at
+// concurrency c, on SQLite or, with -pg, on PostgreSQL.
+func runPlugboard(ctx context.Context, cfg config, bin, work string, c int, logger *slog.Logger) Result {
+	r := Result{Target: "plugboard-sqlite", Concurrency: c}
+	if cfg.pgURL != "" {
+		r.Target = "plugboard-postgres"
+	}
+	logger = logger.With(slog.String("target", r.Target), slog.Int("c", c))
+	if err := measurePlugboard(ctx, cfg, bin, work, &r, logger); err != nil {
+		r.Error = err.Error()
+		logger.Error("run failed", slog.Any("err", err))
+		return r
+	}
+	if ctx.Err() != nil {
+		r.Error = errInterrupted
+	}
+	return r
+}
+
+func measurePlugboard(ctx context.Context, cfg config, bin, work string, r *Result, logger *slog.Logger) error {
+	dir, err := os.MkdirTemp(work, "plugboard-")
+	if err != nil {
+		return fmt.Errorf("creating run directory: %w", err)
+	}
+	dataDir := filepath.Join(dir, "data")
+	if err := os.Mkdir(dataDir, 0o700); err != nil {
+		return fmt.Errorf("creating data directory: %w", err)
+	}
+	addr, err := freeAddr()
+	if err != nil {
+		return err
+	}
+	password := rand.Text()
+	env := map[string]string{
+		"PLUGBOARD_ADDR":                   addr,
+		"PLUGBOARD_DATA_DIR":               dataDir,
+		"PLUGBOARD_ADMIN_EMAIL":            adminEmail,
+		"PLUGBOARD_ADMIN_PASSWORD":         password,
+		"PLUGBOARD_ALLOW_PRIVATE_NETWORKS": "true",
+	}
+	if cfg.pgURL != "" {
+		dsn, drop, err := freshSchema(ctx, cfg.pgURL)
+		if err != nil {
+			return err
+		}
+		defer func() {
+			dropCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+			defer cancel()
+			if err := drop(dropCtx); err != nil {
+				logger.Warn("cleaning up", slog.Any("err", err))
+			}
+		}()
+		env["PLUGBOARD_DATABASE_URL"] = dsn
+	}
+
+	snk, err := startSink(logger)
+	if err != nil {
+		return err
+	}
+	defer snk.close()
+
+	p, err := launch(ctx, processSpec{
+		path:    bin,
+		args:    []string{"serve"},
+		env:     env,
+		logPath: filepath.Join(dir, "server.log"),
+	}, addr, r, logger)
+	if err != nil {
+		return err
+	}
+	defer shutdown(p, r, logger)
+
+	api := newAPIClient(p.baseURL())
+	if err := api.signIn(ctx, adminEmail, password); err != nil {
+		return withLog(err, p)
+	}
+	flow, err := api.createFlow(ctx, snk.url)
+	if err != nil {
+		return withLog(err, p)
+	}
+	if err := api.startFlow(ctx, flow.ID); err != nil {
+		return withLog(err, p)
+	}
+
+	logger.Info("loading", slog.String("webhook", flow.WebhookURL),
+		slog.Duration("warmup", cfg.warmup), slog.Duration("duration", cfg.duration))
+	stats := generate(ctx, loadSpec{
+		url:         flow.WebhookURL,
+		concurrency: r.Concurrency,
+		warmup:      cfg.warmup,
+		duration:    cfg.duration,
+	}, logger)
+	r.addLoad(stats)
+
+	logger.Info("waiting for deliveries", slog.Int64("accepted", stats.acceptedTotal), slog.Duration("timeout", cfg.drainTimeout))
+	drained := snk.waitDelivered(ctx, stats.acceptedTotal, cfg.drainTimeout)
+	r.addDelivery(snk.counts(), drained, time.Since(stats.end))
+	if !drained {
+		logger.Warn("not every accepted message was delivered",
+			slog.Int64("delivered", r.Delivery.Delivered), slog.Int64("accepted", stats.acceptedTotal))
+	}
+	return nil
+}
+
+// launch starts a server, waits until it is ready and records its start-up
+// time and idle memory. The caller must call shutdown on the returned process.
+func launch(ctx context.Context, spec processSpec, addr string, r *Result, logger *slog.Logger) (*serverProcess, error) {
+	p, err := startServer(spec, addr)
+	if err != nil {
+		return nil, err
+	}
+	startup, err := p.waitReady(ctx)
+	if err != nil {
+		_ = p.stop()
+		return nil, withLog(err, p)
+	}
+	r.StartupMs = ms(startup)
+	logger.Info("server ready", slog.String("addr", addr), slog.Duration("startup", startup))
+
+	select {
+	case <-time.After(idleSettle):
+	case <-ctx.Done():
+	}
+	if rss, _, err := p.memory(); err != nil {
+		logger.Warn("measuring idle memory", slog.Any("err", err))
+	} else {
+		r.IdleRSSMB = megabytes(rss)
+	}
+	return p, nil
+}
+
+// shutdown records the server's peak memory and stops it with SIGTERM.
+func shutdown(p *serverProcess, r *Result, logger *slog.Logger) {
+	if _, peak, err := p.memory(); err != nil {
+		logger.Warn("measuring peak memory", slog.Any("err", err))
+	} else {
+		r.PeakRSSMB = megabytes(peak)
+	}
+	if err := p.stop(); err != nil {
+		r.StopError = err.Error()
+		logger.Warn("stopping server", slog.Any("err", err))
+	}
+}
+
+// withLog appends the end of the server's log to err.
+func withLog(err error, p *serverProcess) error {
+	tail := p.logTail(logTail)
+	if tail == "" {
+		return err
+	}
+	return fmt.Errorf("%w\nlast lines of the server log:\n%s", err, tail)
+}

@@ -1,0 +1,177 @@
+package api_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/plugboard/plugboard/internal/api"
+	"github.com/plugboard/plugboard/internal/component"
+	"github.com/plugboard/plugboard/internal/connectors/core"
+	"github.com/plugboard/plugboard/internal/engine"
+	"github.com/plugboard/plugboard/internal/outbound"
+	"github.com/plugboard/plugboard/internal/store"
+	"github.com/plugboard/plugboard/internal/store/storetest"
+)
+
+// env is a running Plugboard (store, engine, HTTP API) on a fresh database.
+type env struct {
+	t     *testing.T
+	store *store.Store
+	srv   *httptest.Server
+	admin string // admin token
+}
+
+func newEnv(t *testing.T, backend string) *env {
+	t.Helper()
+	ctx := context.Background()
+	st := storetest.Open(t, backend)
+	reg := prometheus.NewRegistry()
+	comps := component.NewRegistry()
+	core.Register(comps, core.Deps{HTTP: outbound.NewClient(outbound.Options{AllowPrivate: true}), MaxResponseBytes: 1 << 20})
+	eng, err := engine.New(ctx, engine.Config{
+		Store: st, Registry: comps, Metrics: reg, NodeID: "test", Workers: 32, FetchPollInterval: 10 * time.Millisecond,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The server's URL is the webhook base, so the handler is set once the
+	// listener exists.
+	var handler http.Handler
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { handler.ServeHTTP(w, r) }))
+	a, err := api.New(api.Config{Store: st, Engine: eng, Registry: comps, Metrics: reg, Gatherer: reg, PublicURL: srv.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	handler = a.Handler()
+	a.SetReady(true)
+	if err := eng.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		srv.Close()
+		stopCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = eng.Stop(stopCtx)
+	})
+	if _, err := api.CreateUser(ctx, st, "admin@example.com", "admin-password", store.RoleAdmin, false); err != nil {
+		t.Fatal(err)
+	}
+	e := &env{t: t, store: st, srv: srv}
+	var tok struct{ Token string }
+	e.do("POST", "/api/v1/auth/sign-in", "", map[string]string{"email": "admin@example.com", "password": "admin-password"}, http.StatusOK, &tok)
+	e.admin = tok.Token
+	return e
+}
+
+// do sends a JSON request and checks the status; out, if not nil, receives
+// the decoded answer.
+func (e *env) do(method, path, token string, body any, wantStatus int, out any) []byte {
+	e.t.Helper()
+	var rd io.Reader
+	switch b := body.(type) {
+	case nil:
+	case []byte:
+		rd = bytes.NewReader(b)
+	case string:
+		rd = bytes.NewReader([]byte(b))
+	default:
+		data, err := json.Marshal(b)
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		rd = bytes.NewReader(data)
+	}
+	url := path
+	if path[0] == '/' {
+		url = e.srv.URL + path
+	}
+	req, err := http.NewRequest(method, url, rd)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	data, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != wantStatus {
+		e.t.Fatalf("%s %s: status %d, want %d; body %s", method, path, resp.StatusCode, wantStatus, data)
+	}
+	if resp.StatusCode >= 400 && resp.Header.Get("Content-Type") != "application/problem+json" {
+		e.t.Fatalf("%s %s: error answered with %q, want application/problem+json", method, path, resp.Header.Get("Content-Type"))
+	}
+	if out != nil {
+		if err := json.Unmarshal(data, out); err != nil {
+			e.t.Fatalf("%s %s: decoding %s: %v", method, path, data, err)
+		}
+	}
+	return data
+}
+
+// user creates a user and returns its token.
+func (e *env) user(email string) (id, token string) {
+	e.t.Helper()
+	var u struct{ ID string }
+	e.do("POST", "/api/v1/users", e.admin, map[string]any{"email": email, "role": "user", "virtual": true}, http.StatusCreated, &u)
+	var tok struct{ Token string }
+	e.do("POST", "/api/v1/users/"+u.ID+"/tokens", e.admin, nil, http.StatusCreated, &tok)
+	return u.ID, tok.Token
+}
+
+type flowResp struct {
+	ID         string `json:"id"`
+	Stage      string `json:"stage"`
+	Components map[string]struct {
+		WebhookURL string `json:"webhookUrl"`
+	} `json:"components"`
+}
+
+// forwardFlow is the flow "webhook -> map fields -> call an HTTP API".
+func forwardFlow(sinkURL string, maxAttempts int) map[string]any {
+	return map[string]any{
+		"name": "Forward signups",
+		"components": map[string]any{
+			"hook": map[string]any{"type": "core.Webhook", "properties": map[string]any{}},
+			"map": map[string]any{"type": "core.Set", "properties": map[string]any{"values": map[string]any{
+				"email": "{{ $.hook.body.user.email }}", "n": "{{ $.hook.body.n }}", "source": "web"}}},
+			"call": map[string]any{"type": "core.HttpRequest",
+				"properties": map[string]any{"method": "POST", "url": sinkURL, "body": "{{ $.map }}"},
+				"retry":      map[string]any{"maxAttempts": maxAttempts, "initialInterval": "10ms", "maxInterval": "50ms"}},
+		},
+		"links": []map[string]any{{"from": "hook", "to": "map"}, {"from": "map", "to": "call"}},
+	}
+}
+
+// startFlow creates and starts a flow, returning it.
+func (e *env) startFlow(token string, doc any) flowResp {
+	e.t.Helper()
+	var f flowResp
+	e.do("POST", "/api/v1/flows", token, doc, http.StatusCreated, &f)
+	e.do("POST", "/api/v1/flows/"+f.ID, token, map[string]string{"command": "start"}, http.StatusOK, nil)
+	return f
+}
+
+// eventually polls cond until it holds or the deadline passes.
+func eventually(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}

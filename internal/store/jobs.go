@@ -1,0 +1,156 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// ErrLeaseLost says a job is no longer held by the node finishing it: it was
+// rescued after its lease ran out and may be running elsewhere.
+var ErrLeaseLost = errors.New("job lease lost")
+
+// Job states.
+const (
+	JobAvailable = "available"
+	JobRunning   = "running"
+)
+
+// NewJob is a job to enqueue.
+type NewJob struct {
+	ID          string
+	MaxAttempts int
+	RunAt       time.Time
+	Args        []byte
+}
+
+// Job is a claimed job.
+type Job struct {
+	ID          string
+	Attempt     int
+	MaxAttempts int
+	Args        []byte
+}
+
+// EnqueueJobs inserts jobs inside tx.
+func (tx *Tx) EnqueueJobs(ctx context.Context, jobs []NewJob) error {
+	if len(jobs) == 0 {
+		return nil
+	}
+	const cols = 6
+	var b strings.Builder
+	b.WriteString(`INSERT INTO jobs (id, state, max_attempts, run_at, args, created_at) VALUES `)
+	args := make([]any, 0, len(jobs)*cols)
+	created := now()
+	for i, j := range jobs {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		fmt.Fprintf(&b, "($%d,$%d,$%d,$%d,$%d,$%d)", i*cols+1, i*cols+2, i*cols+3, i*cols+4, i*cols+5, i*cols+6)
+		runAt := created
+		if !j.RunAt.IsZero() {
+			runAt = j.RunAt.UnixMilli()
+		}
+		args = append(args, j.ID, JobAvailable, j.MaxAttempts, runAt, string(j.Args), created)
+	}
+	if _, err := tx.q.exec(ctx, b.String(), args...); err != nil {
+		return fmt.Errorf("enqueueing %d jobs: %w", len(jobs), err)
+	}
+	return nil
+}
+
+// ClaimJobs marks up to n due jobs as running on node, with a lease until
+// now+lease, and returns them with their attempt counted.
+func (tx *Tx) ClaimJobs(ctx context.Context, node string, n int, lease time.Duration) ([]Job, error) {
+	t := now()
+	lock := ""
+	if tx.store.name == BackendPostgres {
+		lock = " FOR UPDATE SKIP LOCKED"
+	}
+	rs, err := tx.q.query(ctx,
+		`UPDATE jobs SET state = 'running', attempt = attempt + 1, locked_by = $1, locked_until = $2
+		  WHERE id IN (SELECT id FROM jobs WHERE state = 'available' AND run_at <= $3 ORDER BY run_at LIMIT $4`+lock+`)
+		 RETURNING id, attempt, max_attempts, args`,
+		node, t+lease.Milliseconds(), t, n)
+	if err != nil {
+		return nil, fmt.Errorf("claiming jobs: %w", err)
+	}
+	defer rs.Close()
+	var out []Job
+	for rs.Next() {
+		var j Job
+		var a string
+		if err := rs.Scan(&j.ID, &j.Attempt, &j.MaxAttempts, &a); err != nil {
+			return nil, fmt.Errorf("claiming jobs: %w", err)
+		}
+		j.Args = []byte(a)
+		out = append(out, j)
+	}
+	if err := rs.Err(); err != nil {
+		return nil, fmt.Errorf("claiming jobs: %w", err)
+	}
+	return out, nil
+}
+
+// FinishJob deletes a job the node holds (done, or moved to unprocessed).
+func (tx *Tx) FinishJob(ctx context.Context, id, node string, attempt int) error {
+	n, err := tx.q.exec(ctx, `DELETE FROM jobs WHERE id = $1 AND locked_by = $2 AND attempt = $3`, id, node, attempt)
+	if err != nil {
+		return fmt.Errorf("finishing job %s: %w", id, err)
+	}
+	if n == 0 {
+		return fmt.Errorf("finishing job %s: %w", id, ErrLeaseLost)
+	}
+	return nil
+}
+
+// RetryJob makes a job the node holds available again at runAt.
+func (tx *Tx) RetryJob(ctx context.Context, id, node string, attempt int, runAt time.Time, lastError string) error {
+	n, err := tx.q.exec(ctx,
+		`UPDATE jobs SET state = 'available', run_at = $1, last_error = $2, locked_by = NULL, locked_until = NULL
+		  WHERE id = $3 AND locked_by = $4 AND attempt = $5`,
+		runAt.UnixMilli(), lastError, id, node, attempt)
+	if err != nil {
+		return fmt.Errorf("scheduling retry of job %s: %w", id, err)
+	}
+	if n == 0 {
+		return fmt.Errorf("scheduling retry of job %s: %w", id, ErrLeaseLost)
+	}
+	return nil
+}
+
+// ReleaseNodeJobs makes every job left running by node available again.
+// A node calls it as it starts: whatever it was running died with it.
+func (s *Store) ReleaseNodeJobs(ctx context.Context, node string) (int64, error) {
+	n, err := s.backend.writer().exec(ctx,
+		`UPDATE jobs SET state = 'available', run_at = $1, locked_by = NULL, locked_until = NULL
+		  WHERE state = 'running' AND locked_by = $2`, now(), node)
+	if err != nil {
+		return 0, fmt.Errorf("releasing jobs of node %s: %w", node, err)
+	}
+	return n, nil
+}
+
+// RescueExpiredJobs makes running jobs whose lease ran out available again
+// (their node died or hangs).
+func (s *Store) RescueExpiredJobs(ctx context.Context) (int64, error) {
+	t := now()
+	n, err := s.backend.writer().exec(ctx,
+		`UPDATE jobs SET state = 'available', run_at = $1, locked_by = NULL, locked_until = NULL
+		  WHERE state = 'running' AND locked_until < $1`, t)
+	if err != nil {
+		return 0, fmt.Errorf("rescuing expired jobs: %w", err)
+	}
+	return n, nil
+}
+
+// JobCounts returns the number of jobs per state.
+func (s *Store) JobCounts(ctx context.Context) (map[string]int64, error) {
+	c, err := s.queryCounts(ctx, `SELECT state, COUNT(*) FROM jobs GROUP BY state`)
+	if err != nil {
+		return nil, fmt.Errorf("counting jobs: %w", err)
+	}
+	return c, nil
+}
