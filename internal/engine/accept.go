@@ -22,13 +22,29 @@ type Event struct {
 // correlation id once the event and the first jobs it causes are durable.
 // A flow that is not running refuses the event with ErrFlowNotRunning.
 func (e *Engine) Accept(ctx context.Context, ev Event) (string, error) {
-	cf, err := e.flows.get(ctx, ev.FlowID)
-	if err != nil {
-		return "", err
+	// The compiled flow comes from the cache without a read; the
+	// transaction checks the stored version and a stale cache is
+	// refreshed and the event routed again.
+	cf := e.flows.cached(ev.FlowID)
+	for range 3 {
+		if cf == nil {
+			var err error
+			if cf, err = e.flows.get(ctx, ev.FlowID); err != nil {
+				return "", err
+			}
+		}
+		corr, err := e.accept(ctx, cf, ev)
+		if !errors.Is(err, errStaleFlow) {
+			return corr, err
+		}
+		cf = nil
 	}
-	if cf.head.Stage != store.StageRunning {
-		return "", ErrFlowNotRunning
-	}
+	return "", fmt.Errorf("accepting event: flow %s keeps changing", ev.FlowID)
+}
+
+var errStaleFlow = errors.New("flow changed")
+
+func (e *Engine) accept(ctx context.Context, cf *cachedFlow, ev Event) (string, error) {
 	n, ok := cf.compiled.Nodes[ev.ComponentID]
 	if !ok || n.Spec.Kind != component.KindTrigger {
 		return "", ErrNotTrigger
@@ -39,10 +55,13 @@ func (e *Engine) Accept(ctx context.Context, ev Event) (string, error) {
 	p.logs = append(p.logs, e.logEntry(meta, n.ID, newID(), 1, store.StatusAccepted, 0, nil, ev.Output, nil))
 	e.route(ctx, p, meta, n, []component.Emit{{Port: component.PortOut, Value: ev.Output}}, map[string]any{})
 	p.logs[0].DurationUS = time.Since(start).Microseconds()
-	err = e.store.Submit(ctx, func(tx *store.Tx) error {
-		stage, _, err := tx.FlowStage(ctx, ev.FlowID)
+	err := e.store.Submit(ctx, func(tx *store.Tx) error {
+		stage, version, err := tx.FlowStage(ctx, ev.FlowID)
 		if err != nil {
 			return err
+		}
+		if version != cf.head.Version {
+			return errStaleFlow
 		}
 		if stage != store.StageRunning {
 			return ErrFlowNotRunning

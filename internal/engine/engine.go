@@ -134,6 +134,14 @@ type cachedFlow struct {
 	compiled *flow.Compiled
 }
 
+// cached returns the compiled flow last loaded, or nil; the caller checks
+// its version where it matters.
+func (c *flowCache) cached(id string) *cachedFlow {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.m[id]
+}
+
 func (c *flowCache) get(ctx context.Context, id string) (*cachedFlow, error) {
 	head, err := c.store.FlowHead(ctx, id)
 	if err != nil {

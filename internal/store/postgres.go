@@ -67,7 +67,6 @@ func (b *postgresBackend) withLock(ctx context.Context, fn func(ctx context.Cont
 
 func (b *postgresBackend) writer() querier { return pgxQ{b.pool} }
 func (b *postgresBackend) reader() querier { return pgxQ{b.pool} }
-func (b *postgresBackend) driver() any     { return b.pool }
 func (b *postgresBackend) close() error    { b.pool.Close(); return nil }
 
 func (b *postgresBackend) begin(ctx context.Context) (txHandle, error) {
@@ -119,4 +118,3 @@ type pgxTx struct {
 
 func (t pgxTx) commit(ctx context.Context) error   { return t.tx.Commit(ctx) }
 func (t pgxTx) rollback(ctx context.Context) error { return t.tx.Rollback(ctx) }
-func (t pgxTx) raw() any                           { return t.tx }

@@ -20,8 +20,10 @@ import (
 const SQLiteFile = "plugboard.db"
 
 type sqliteBackend struct {
-	w *sql.DB // exactly one connection: SQLite has one writer at a time
-	r *sql.DB // read-only pool
+	w  *sql.DB // exactly one connection: SQLite has one writer at a time
+	r  *sql.DB // read-only pool
+	ws *stmtCache
+	rs *stmtCache
 }
 
 func sqliteDSN(path string, readOnly bool) string {
@@ -75,22 +77,23 @@ func openSQLite(ctx context.Context, cfg Config) (backend, error) {
 	}
 	r.SetMaxOpenConns(n)
 	r.SetMaxIdleConns(n)
-	return &sqliteBackend{w: w, r: r}, nil
+	return &sqliteBackend{w: w, r: r, ws: newStmtCache(w), rs: newStmtCache(r)}, nil
 }
 
-func (b *sqliteBackend) writer() querier { return sqlDB{b.w} }
-func (b *sqliteBackend) reader() querier { return sqlDB{b.r} }
-func (b *sqliteBackend) driver() any     { return b.w }
+func (b *sqliteBackend) writer() querier { return sqlDB{b.w, b.ws} }
+func (b *sqliteBackend) reader() querier { return sqlDB{b.r, b.rs} }
 
 func (b *sqliteBackend) begin(ctx context.Context) (txHandle, error) {
 	tx, err := b.w.BeginTx(ctx, nil)
 	if err != nil {
 		return nil, err
 	}
-	return sqlTx{tx}, nil
+	return sqlTx{tx, b.ws}, nil
 }
 
 func (b *sqliteBackend) close() error {
+	b.rs.close()
+	b.ws.close()
 	return errors.Join(b.r.Close(), b.w.Close())
 }
 
@@ -103,11 +106,19 @@ func (b *sqliteBackend) isUniqueViolation(err error) bool {
 	return false
 }
 
-// sqlDB and sqlTx adapt database/sql to querier.
-type sqlDB struct{ db *sql.DB }
+// sqlDB and sqlTx adapt database/sql to querier. Statements are prepared
+// once and reused: SQLite spends most of a small statement's time parsing.
+type sqlDB struct {
+	db    *sql.DB
+	cache *stmtCache
+}
 
 func (d sqlDB) exec(ctx context.Context, q string, args ...any) (int64, error) {
-	res, err := d.db.ExecContext(ctx, q, args...)
+	st, err := d.cache.get(ctx, q)
+	if err != nil {
+		return 0, err
+	}
+	res, err := st.ExecContext(ctx, args...)
 	if err != nil {
 		return 0, err
 	}
@@ -115,7 +126,11 @@ func (d sqlDB) exec(ctx context.Context, q string, args ...any) (int64, error) {
 }
 
 func (d sqlDB) query(ctx context.Context, q string, args ...any) (rows, error) {
-	r, err := d.db.QueryContext(ctx, q, args...)
+	st, err := d.cache.get(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	r, err := st.QueryContext(ctx, args...)
 	if err != nil {
 		return nil, err
 	}
@@ -123,13 +138,39 @@ func (d sqlDB) query(ctx context.Context, q string, args ...any) (rows, error) {
 }
 
 func (d sqlDB) queryRow(ctx context.Context, q string, args ...any) row {
-	return d.db.QueryRowContext(ctx, q, args...)
+	st, err := d.cache.get(ctx, q)
+	if err != nil {
+		return errRow{err}
+	}
+	return st.QueryRowContext(ctx, args...)
 }
 
-type sqlTx struct{ tx *sql.Tx }
+type errRow struct{ err error }
+
+func (r errRow) Scan(...any) error { return r.err }
+
+type sqlTx struct {
+	tx    *sql.Tx
+	cache *stmtCache
+}
+
+// stmt returns the prepared statement for q bound to the transaction, or
+// nil to run q unprepared.
+func (t sqlTx) stmt(ctx context.Context, q string) *sql.Stmt {
+	if st := t.cache.lookup(q); st != nil {
+		return t.tx.StmtContext(ctx, st)
+	}
+	return nil
+}
 
 func (t sqlTx) exec(ctx context.Context, q string, args ...any) (int64, error) {
-	res, err := t.tx.ExecContext(ctx, q, args...)
+	var res sql.Result
+	var err error
+	if st := t.stmt(ctx, q); st != nil {
+		res, err = st.ExecContext(ctx, args...)
+	} else {
+		res, err = t.tx.ExecContext(ctx, q, args...)
+	}
 	if err != nil {
 		return 0, err
 	}
@@ -137,7 +178,13 @@ func (t sqlTx) exec(ctx context.Context, q string, args ...any) (int64, error) {
 }
 
 func (t sqlTx) query(ctx context.Context, q string, args ...any) (rows, error) {
-	r, err := t.tx.QueryContext(ctx, q, args...)
+	var r *sql.Rows
+	var err error
+	if st := t.stmt(ctx, q); st != nil {
+		r, err = st.QueryContext(ctx, args...)
+	} else {
+		r, err = t.tx.QueryContext(ctx, q, args...)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -145,12 +192,18 @@ func (t sqlTx) query(ctx context.Context, q string, args ...any) (rows, error) {
 }
 
 func (t sqlTx) queryRow(ctx context.Context, q string, args ...any) row {
+	if st := t.stmt(ctx, q); st != nil {
+		return st.QueryRowContext(ctx, args...)
+	}
 	return t.tx.QueryRowContext(ctx, q, args...)
 }
 
-func (t sqlTx) commit(context.Context) error   { return t.tx.Commit() }
+func (t sqlTx) commit(ctx context.Context) error {
+	err := t.tx.Commit()
+	t.cache.prepareWanted(ctx)
+	return err
+}
 func (t sqlTx) rollback(context.Context) error { return t.tx.Rollback() }
-func (t sqlTx) raw() any                       { return t.tx }
 
 type sqlRows struct{ *sql.Rows }
 

@@ -52,16 +52,12 @@ type backend interface {
 	close() error
 	// isUniqueViolation reports a unique-constraint error.
 	isUniqueViolation(err error) bool
-	// driver returns the driver handle the job queue needs
-	// (*sql.DB for SQLite, *pgxpool.Pool for PostgreSQL).
-	driver() any
 }
 
 type txHandle interface {
 	querier
 	commit(ctx context.Context) error
 	rollback(ctx context.Context) error
-	raw() any
 }
 
 // querier is the common surface of a connection, pool or transaction.
@@ -112,10 +108,6 @@ func IsPostgresURL(u string) bool {
 // Backend returns BackendSQLite or BackendPostgres.
 func (s *Store) Backend() string { return s.name }
 
-// Driver returns the handle the job queue binds to: *sql.DB for SQLite
-// (the single writer connection) or *pgxpool.Pool for PostgreSQL.
-func (s *Store) Driver() any { return s.backend.driver() }
-
 // Ping checks that the database answers.
 func (s *Store) Ping(ctx context.Context) error {
 	var one int
@@ -138,9 +130,6 @@ type Tx struct {
 	h     txHandle
 	store *Store
 }
-
-// Raw returns the driver transaction (*sql.Tx or pgx.Tx) for the job queue.
-func (tx *Tx) Raw() any { return tx.h.raw() }
 
 // InTx runs fn in its own transaction, committing if fn returns nil.
 func (s *Store) InTx(ctx context.Context, fn func(tx *Tx) error) error {
