@@ -25,12 +25,12 @@ func TestWithSearchPath(t *testing.T) {
 	}
 }
 
-// TestFreshSchema needs a PostgreSQL server: set PLUGBOARD_TEST_DATABASE_URL.
+// TestFreshSchema needs a PostgreSQL server: set PLUGBOARD_TEST_POSTGRES.
 func TestFreshSchema(t *testing.T) {
 	t.Parallel()
-	dsn := os.Getenv("PLUGBOARD_TEST_DATABASE_URL")
+	dsn := os.Getenv("PLUGBOARD_TEST_POSTGRES")
 	if dsn == "" {
-		t.Skip("PLUGBOARD_TEST_DATABASE_URL not set")
+		t.Skip("PLUGBOARD_TEST_POSTGRES not set")
 	}
 	ctx := t.Context()
 	scoped, drop, err := freshSchema(ctx, dsn)

@@ -50,6 +50,9 @@ type Server struct {
 	log     *slog.Logger
 	handler http.Handler
 	ready   atomic.Bool
+	// apiRoutes lists the "METHOD /api/v1/..." patterns served, which the
+	// OpenAPI document must describe.
+	apiRoutes []string
 
 	requests *prometheus.CounterVec
 	latency  *prometheus.HistogramVec
@@ -91,7 +94,12 @@ func (s *Server) SetReady(ok bool) { s.ready.Store(ok) }
 
 func (s *Server) routes() http.Handler {
 	mux := http.NewServeMux()
-	handle := func(pattern string, h handlerFunc) { mux.Handle(pattern, s.wrap(h)) }
+	handle := func(pattern string, h handlerFunc) {
+		if strings.Contains(pattern, " /api/v1/") {
+			s.apiRoutes = append(s.apiRoutes, pattern)
+		}
+		mux.Handle(pattern, s.wrap(h))
+	}
 	authed := func(pattern string, h func(w http.ResponseWriter, r *http.Request, p principal) error) {
 		handle(pattern, s.authenticate(h))
 	}
