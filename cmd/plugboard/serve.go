@@ -34,6 +34,7 @@ type settings struct {
 	workers                               int
 	nodeID, logLevel                      string
 	jobTimeout, rescueAfter, shutdownWait time.Duration
+	logRetention                          time.Duration
 }
 
 func env(name, def string) string {
@@ -56,6 +57,7 @@ func parseSettings(args []string) (*settings, error) {
 	fs.StringVar(&s.logLevel, "log-level", env("PLUGBOARD_LOG_LEVEL", "info"), "debug, info, warn or error (PLUGBOARD_LOG_LEVEL)")
 	jobTimeout := fs.String("job-timeout", env("PLUGBOARD_JOB_TIMEOUT", "2m"), "longest a step may run (PLUGBOARD_JOB_TIMEOUT)")
 	rescue := fs.String("rescue-after", env("PLUGBOARD_RESCUE_AFTER", ""), "when another node retries a step whose node died; default job timeout + 1m (PLUGBOARD_RESCUE_AFTER)")
+	retention := fs.String("log-retention", env("PLUGBOARD_LOG_RETENTION", "168h"), "how long invocation logs are kept (PLUGBOARD_LOG_RETENTION)")
 	shutdown := fs.String("shutdown-timeout", env("PLUGBOARD_SHUTDOWN_TIMEOUT", "30s"), "how long a stop waits for running steps (PLUGBOARD_SHUTDOWN_TIMEOUT)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -75,7 +77,7 @@ func parseSettings(args []string) (*settings, error) {
 		name string
 		v    string
 		dst  *time.Duration
-	}{{"job timeout", *jobTimeout, &s.jobTimeout}, {"rescue-after", *rescue, &s.rescueAfter}, {"shutdown timeout", *shutdown, &s.shutdownWait}} {
+	}{{"job timeout", *jobTimeout, &s.jobTimeout}, {"rescue-after", *rescue, &s.rescueAfter}, {"shutdown timeout", *shutdown, &s.shutdownWait}, {"log retention", *retention, &s.logRetention}} {
 		if d.v == "" {
 			continue
 		}
@@ -126,6 +128,7 @@ func serve(ctx context.Context, args []string) error {
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(st.Collectors()...)
 	components := component.NewRegistry()
 	core.Register(components, core.Deps{
 		HTTP:             outbound.NewClient(outbound.Options{AllowPrivate: cfg.allowPrivate}),
@@ -133,7 +136,7 @@ func serve(ctx context.Context, args []string) error {
 	})
 	eng, err := engine.New(ctx, engine.Config{
 		Store: st, Registry: components, Logger: log, Metrics: reg,
-		NodeID: cfg.nodeID, Workers: cfg.workers, JobTimeout: cfg.jobTimeout, RescueAfter: cfg.rescueAfter,
+		NodeID: cfg.nodeID, Workers: cfg.workers, JobTimeout: cfg.jobTimeout, RescueAfter: cfg.rescueAfter, LogRetention: cfg.logRetention,
 	})
 	if err != nil {
 		return err

@@ -45,6 +45,8 @@ type Config struct {
 	// RescueAfter is when another node takes over a step whose node died
 	// (default JobTimeout + 1m).
 	RescueAfter time.Duration
+	// LogRetention is how long invocation logs are kept (default 7 days).
+	LogRetention time.Duration
 	// MaxLogBytes caps the input and output kept in each invocation log
 	// (default 16 KiB).
 	MaxLogBytes int
@@ -67,6 +69,7 @@ func (c *Config) validate() error {
 		return fmt.Errorf("engine: RescueAfter (%s) must be longer than JobTimeout (%s)", c.RescueAfter, c.JobTimeout)
 	}
 	c.MaxLogBytes = cmp.Or(c.MaxLogBytes, 16<<10)
+	c.LogRetention = cmp.Or(c.LogRetention, 7*24*time.Hour)
 	return nil
 }
 

@@ -73,7 +73,12 @@ func (q *queue) dispatch(ctx context.Context) {
 	defer timer.Stop()
 	rescueEvery := max(q.lease/4, time.Second)
 	nextRescue := time.Now().Add(rescueEvery)
+	nextPrune := time.Now().Add(time.Minute)
 	for {
+		if time.Now().After(nextPrune) {
+			q.pruneLogs(ctx)
+			nextPrune = time.Now().Add(10 * time.Minute)
+		}
 		if time.Now().After(nextRescue) {
 			if n, err := q.store.RescueExpiredJobs(ctx); err != nil {
 				q.e.log.LogAttrs(ctx, slog.LevelWarn, "rescuing expired jobs", slog.String("error", err.Error()))
@@ -109,6 +114,16 @@ func (q *queue) dispatch(ctx context.Context) {
 		case <-q.wake:
 		case <-timer.C:
 		}
+	}
+}
+
+// pruneLogs deletes invocation logs past the retention period.
+func (q *queue) pruneLogs(ctx context.Context) {
+	n, err := q.store.DeleteLogsBefore(ctx, time.Now().Add(-q.e.cfg.LogRetention))
+	if err != nil {
+		q.e.log.LogAttrs(ctx, slog.LevelWarn, "pruning invocation logs", slog.String("error", err.Error()))
+	} else if n > 0 {
+		q.e.log.LogAttrs(ctx, slog.LevelInfo, "pruned invocation logs", slog.Int64("deleted", n))
 	}
 }
 

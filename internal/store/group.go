@@ -5,6 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // maxGroup caps how many submissions share one transaction.
@@ -20,6 +23,9 @@ type groupCommitter struct {
 	quit    chan struct{}
 	wg      sync.WaitGroup
 	closeMu sync.Once
+
+	batchSize  prometheus.Histogram
+	commitSecs prometheus.Histogram
 }
 
 type groupReq struct {
@@ -29,7 +35,16 @@ type groupReq struct {
 }
 
 func newGroupCommitter(s *Store) *groupCommitter {
-	g := &groupCommitter{s: s, reqs: make(chan *groupReq, maxGroup), quit: make(chan struct{})}
+	g := &groupCommitter{s: s, reqs: make(chan *groupReq, maxGroup), quit: make(chan struct{}),
+		batchSize: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "plugboard_store_group_commit_size", Help: "Submissions per group-committed transaction.",
+			Buckets: prometheus.ExponentialBuckets(1, 2, 10),
+		}),
+		commitSecs: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "plugboard_store_group_commit_seconds", Help: "Duration of a group-committed transaction.",
+			Buckets: prometheus.ExponentialBuckets(0.0001, 2, 14),
+		}),
+	}
 	// SQLite has one writer; PostgreSQL takes several transactions at once.
 	workers := 1
 	if s.name == BackendPostgres {
@@ -123,6 +138,11 @@ func (g *groupCommitter) run(batch []*groupReq) {
 // the commit.
 func (g *groupCommitter) try(live []*groupReq) (int, error) {
 	ctx := context.Background()
+	start := time.Now()
+	defer func() {
+		g.batchSize.Observe(float64(len(live)))
+		g.commitSecs.Observe(time.Since(start).Seconds())
+	}()
 	h, err := g.s.backend.begin(ctx)
 	if err != nil {
 		return -1, fmt.Errorf("beginning group transaction: %w", err)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"time"
 )
 
 // Invocation statuses.
@@ -97,9 +98,12 @@ func (s *Store) FlowLogs(ctx context.Context, f LogFilter) ([]InvocationLog, err
 	return out, rs.Err()
 }
 
-// DeleteLogsBefore removes invocation logs older than the cutoff (unix ms).
-func (s *Store) DeleteLogsBefore(ctx context.Context, cutoff int64) (int64, error) {
-	n, err := s.backend.writer().exec(ctx, `DELETE FROM invocation_logs WHERE created_at < $1`, cutoff)
+// DeleteLogsBefore removes invocation logs older than cutoff. Log ids are
+// UUIDv7, whose text sorts by creation time, so the primary key serves.
+func (s *Store) DeleteLogsBefore(ctx context.Context, cutoff time.Time) (int64, error) {
+	ms := uint64(cutoff.UnixMilli())
+	bound := fmt.Sprintf("%08x-%04x-0000-0000-000000000000", ms>>16, ms&0xffff)
+	n, err := s.backend.writer().exec(ctx, `DELETE FROM invocation_logs WHERE id < $1`, bound)
 	if err != nil {
 		return 0, fmt.Errorf("deleting old logs: %w", err)
 	}

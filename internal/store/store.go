@@ -9,6 +9,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Sentinel errors returned at the seam instead of driver errors.
@@ -103,6 +105,11 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 // IsPostgresURL reports whether u selects the PostgreSQL backend.
 func IsPostgresURL(u string) bool {
 	return strings.HasPrefix(u, "postgres://") || strings.HasPrefix(u, "postgresql://")
+}
+
+// Collectors returns the store's metrics.
+func (s *Store) Collectors() []prometheus.Collector {
+	return []prometheus.Collector{s.group.batchSize, s.group.commitSecs}
 }
 
 // Backend returns BackendSQLite or BackendPostgres.

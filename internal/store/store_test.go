@@ -6,6 +6,9 @@ import (
 	"fmt"
 	"sync"
 	"testing"
+	"time"
+
+	"github.com/google/uuid"
 
 	"github.com/plugboard/plugboard/internal/store"
 	"github.com/plugboard/plugboard/internal/store/storetest"
@@ -155,6 +158,21 @@ func testGroupCommit(t *testing.T, s *store.Store) {
 	if len(logs) != 180 {
 		t.Fatalf("got %d logs, want 180", len(logs))
 	}
+	// Log ids are UUIDv7: pruning by time removes older ones only.
+	old, recent := v7At(time.Now().Add(-2*time.Hour)), v7At(time.Now())
+	if err := s.Submit(ctx, func(tx *store.Tx) error {
+		return tx.InsertLogs(ctx, []store.InvocationLog{
+			{ID: old, FlowID: "f", OwnerID: u.ID, ComponentID: "c", CorrelationID: "old", MessageID: "m", Status: store.StatusSuccess},
+			{ID: recent, FlowID: "f", OwnerID: u.ID, ComponentID: "c", CorrelationID: "new", MessageID: "m", Status: store.StatusSuccess}})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := s.DeleteLogsBefore(ctx, time.Now().Add(-time.Hour)); err != nil || n != 1 {
+		t.Fatalf("pruning an hour back deleted %d (%v), want 1", n, err)
+	}
+	if l, _ := s.FlowLogs(ctx, store.LogFilter{FlowID: "f", CorrelationID: "new", Limit: 10}); len(l) != 1 {
+		t.Fatal("pruning removed a recent log")
+	}
 	for _, l := range logs {
 		var i int
 		_, _ = fmt.Sscanf(l.ID, "l%03d", &i)
@@ -162,6 +180,16 @@ func testGroupCommit(t *testing.T, s *store.Store) {
 			t.Fatalf("log %s of a failed submission was committed", l.ID)
 		}
 	}
+}
+
+// v7At returns a UUIDv7 whose timestamp is at.
+func v7At(at time.Time) string {
+	id := uuid.Must(uuid.NewV7())
+	ms := uint64(at.UnixMilli())
+	for i := range 6 {
+		id[i] = byte(ms >> (8 * (5 - i)))
+	}
+	return id.String()
 }
 
 func testUnprocessed(t *testing.T, s *store.Store) {

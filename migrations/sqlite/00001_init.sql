@@ -52,7 +52,6 @@ CREATE TABLE invocation_logs (
 );
 CREATE INDEX invocation_logs_flow ON invocation_logs (flow_id, id);
 CREATE INDEX invocation_logs_correlation ON invocation_logs (correlation_id, id);
-CREATE INDEX invocation_logs_created ON invocation_logs (created_at);
 
 CREATE TABLE unprocessed_messages (
     id           TEXT PRIMARY KEY,
@@ -80,7 +79,8 @@ CREATE TABLE jobs (
     last_error   TEXT,
     created_at   BIGINT NOT NULL
 );
-CREATE INDEX jobs_ready ON jobs (state, run_at);
+CREATE INDEX jobs_due ON jobs (run_at) WHERE state = 'available';
+CREATE INDEX jobs_lease ON jobs (locked_until) WHERE state = 'running';
 
 -- +goose Down
 DROP TABLE jobs;
