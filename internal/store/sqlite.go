@@ -118,7 +118,12 @@ func (d sqlDB) exec(ctx context.Context, q string, args ...any) (int64, error) {
 	if err != nil {
 		return 0, err
 	}
-	res, err := st.ExecContext(ctx, args...)
+	var res sql.Result
+	if st != nil {
+		res, err = st.ExecContext(ctx, args...)
+	} else {
+		res, err = d.db.ExecContext(ctx, q, args...)
+	}
 	if err != nil {
 		return 0, err
 	}
@@ -130,7 +135,12 @@ func (d sqlDB) query(ctx context.Context, q string, args ...any) (rows, error) {
 	if err != nil {
 		return nil, err
 	}
-	r, err := st.QueryContext(ctx, args...)
+	var r *sql.Rows
+	if st != nil {
+		r, err = st.QueryContext(ctx, args...)
+	} else {
+		r, err = d.db.QueryContext(ctx, q, args...)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -141,6 +151,9 @@ func (d sqlDB) queryRow(ctx context.Context, q string, args ...any) row {
 	st, err := d.cache.get(ctx, q)
 	if err != nil {
 		return errRow{err}
+	}
+	if st == nil {
+		return d.db.QueryRowContext(ctx, q, args...)
 	}
 	return st.QueryRowContext(ctx, args...)
 }

@@ -64,27 +64,26 @@ func (c *stmtCache) prepareWanted(ctx context.Context) {
 	}
 }
 
+// get returns the prepared statement for q, preparing it if need be, or
+// nil when the cache is full (the caller runs q unprepared). No lock is
+// held while preparing: on the single writer connection, preparing waits
+// for the connection, whose holder may itself be looking up a statement.
 func (c *stmtCache) get(ctx context.Context, q string) (*sql.Stmt, error) {
 	c.mu.RLock()
-	st := c.m[q]
+	st, full := c.m[q], len(c.m) >= maxCachedStmts
 	c.mu.RUnlock()
-	if st != nil {
-		return st, nil
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if st := c.m[q]; st != nil {
+	if st != nil || full {
 		return st, nil
 	}
 	st, err := c.db.PrepareContext(ctx, q)
 	if err != nil {
 		return nil, err
 	}
-	if len(c.m) >= maxCachedStmts {
-		for k, old := range c.m {
-			_ = old.Close()
-			delete(c.m, k)
-		}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if existing := c.m[q]; existing != nil {
+		_ = st.Close()
+		return existing, nil
 	}
 	c.m[q] = st
 	return st, nil
