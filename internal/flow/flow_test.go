@@ -1,0 +1,81 @@
+package flow_test
+
+import (
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/plugboard/plugboard/internal/component"
+	"github.com/plugboard/plugboard/internal/connectors/core"
+	"github.com/plugboard/plugboard/internal/flow"
+)
+
+func registry() *component.Registry {
+	r := component.NewRegistry()
+	core.Register(r, core.Deps{})
+	return r
+}
+
+func TestCompile(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name  string
+		doc   string
+		field string // expected problem field ("" = valid)
+		msg   string
+	}{
+		{"valid", `{"name":"f","components":{"hook":{"type":"core.Webhook"},"map":{"type":"core.Set","properties":{"values":{"e":"{{ $.hook.body.e }}"}}}},"links":[{"from":"hook","to":"map"}]}`, "", ""},
+		{"no name", `{"components":{"hook":{"type":"core.Webhook"}}}`, "name", "required"},
+		{"no components", `{"name":"f","components":{}}`, "components", "at least one"},
+		{"bad id", `{"name":"f","components":{"9x":{"type":"core.Webhook"}}}`, "", "component id"},
+		{"unknown type", `{"name":"f","components":{"a":{"type":"core.Nope"}}}`, "type", "core.Nope"},
+		{"unknown property", `{"name":"f","components":{"a":{"type":"core.Set","properties":{"values":{},"colour":1}}}}`, "properties.colour", "no property"},
+		{"wrong type", `{"name":"f","components":{"a":{"type":"core.Set","properties":{"values":"x"}}}}`, "properties.values", "type object"},
+		{"enum", `{"name":"f","components":{"a":{"type":"core.HttpRequest","properties":{"url":"http://x","method":"BREW"}}}}`, "properties.method", "one of"},
+		{"missing required", `{"name":"f","components":{"a":{"type":"core.HttpRequest","properties":{}}}}`, "properties.url", "required"},
+		{"bad retry", `{"name":"f","components":{"a":{"type":"core.Set","properties":{"values":{}},"retry":{"initialInterval":"soon"}}}}`, "retry", "initialInterval"},
+		{"link into trigger", `{"name":"f","components":{"a":{"type":"core.Webhook"},"b":{"type":"core.Webhook"}},"links":[{"from":"a","to":"b"}]}`, "links[0].toPort", "no input port"},
+		{"missing port", `{"name":"f","components":{"a":{"type":"core.Webhook"},"b":{"type":"core.Set","properties":{"values":{}}}},"links":[{"from":"a","fromPort":"x","to":"b"}]}`, "links[0].fromPort", "no output port"},
+		{"cycle", `{"name":"f","components":{"a":{"type":"core.Set","properties":{"values":{}}},"b":{"type":"core.Set","properties":{"values":{}}}},"links":[{"from":"a","to":"b"},{"from":"b","to":"a"}]}`, "links", "cycle"},
+		{"not upstream", `{"name":"f","components":{"hook":{"type":"core.Webhook"},"a":{"type":"core.Set","properties":{"values":{"x":"{{ $.b.y }}"}}},"b":{"type":"core.Set","properties":{"values":{}}}},"links":[{"from":"hook","to":"a"},{"from":"hook","to":"b"}]}`, "properties", "not upstream"},
+		{"syntax", `{"name":"f","components":{"a":{"type":"core.Set","properties":{"values":{"x":"{{ 1 + }}"}}}}}`, "properties.values.x", ""},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			doc, err := flow.Parse([]byte(c.doc))
+			if err != nil {
+				t.Fatal(err)
+			}
+			compiled, err := flow.Compile(doc, registry())
+			if c.field == "" && c.msg == "" {
+				if err != nil {
+					t.Fatalf("valid flow refused: %v", err)
+				}
+				if got := compiled.Nodes["hook"].Out["out"]; len(got) != 1 || got[0].Node.ID != "map" {
+					t.Fatalf("routing = %+v", got)
+				}
+				return
+			}
+			var ve *flow.ValidationError
+			if !errors.As(err, &ve) {
+				t.Fatalf("got %v, want a ValidationError", err)
+			}
+			for _, p := range ve.Problems {
+				if (c.field == "" || p.Field == c.field) && strings.Contains(p.Message, c.msg) {
+					return
+				}
+			}
+			t.Fatalf("problems %+v do not include field %q with %q", ve.Problems, c.field, c.msg)
+		})
+	}
+}
+
+func TestParseStrict(t *testing.T) {
+	t.Parallel()
+	for _, doc := range []string{`{"name":"f","colour":1}`, `{"name":`, `{"name":"f"} {}`, `[]`} {
+		if _, err := flow.Parse([]byte(doc)); !errors.Is(err, flow.ErrMalformed) {
+			t.Errorf("Parse(%s) = %v, want ErrMalformed", doc, err)
+		}
+	}
+}
