@@ -52,8 +52,9 @@ func (e *Engine) accept(ctx context.Context, cf *cachedFlow, ev Event) (string, 
 	start := time.Now()
 	meta := msgMeta{flowID: ev.FlowID, ownerID: cf.head.OwnerID, correlationID: newID()}
 	p := &plan{}
-	p.logs = append(p.logs, e.logEntry(meta, n.ID, newID(), 1, store.StatusAccepted, 0, nil, ev.Output, nil))
-	e.route(ctx, p, meta, n, []component.Emit{{Port: component.PortOut, Value: ev.Output}}, map[string]any{})
+	out := encodeEmits([]component.Emit{{Port: component.PortOut, Value: ev.Output}})
+	p.logs = append(p.logs, e.logEntry(meta, n.ID, newID(), 1, store.StatusAccepted, 0, nil, out[0].raw, nil))
+	e.route(ctx, p, meta, n, out, newScope())
 	p.logs[0].DurationUS = time.Since(start).Microseconds()
 	err := e.store.Submit(ctx, func(tx *store.Tx) error {
 		stage, version, err := tx.FlowStage(ctx, ev.FlowID)

@@ -135,6 +135,20 @@ type flowCache struct {
 type cachedFlow struct {
 	head     store.FlowHead
 	compiled *flow.Compiled
+	checked  time.Time
+}
+
+// recentCheck is how long a step trusts a cached flow before checking its
+// version again; an update reaches running steps within this time.
+const recentCheck = 250 * time.Millisecond
+
+// recent returns the compiled flow, checking the stored version at most
+// every recentCheck.
+func (c *flowCache) recent(ctx context.Context, id string) (*cachedFlow, error) {
+	if cf := c.cached(id); cf != nil && time.Since(cf.checked) < recentCheck {
+		return cf, nil
+	}
+	return c.get(ctx, id)
 }
 
 // cached returns the compiled flow last loaded, or nil; the caller checks
@@ -157,12 +171,10 @@ func (c *flowCache) get(ctx context.Context, id string) (*cachedFlow, error) {
 	cf := c.m[id]
 	c.mu.RUnlock()
 	if cf != nil && cf.head.Version == head.Version {
-		if cf.head.Stage != head.Stage {
-			cf = &cachedFlow{head: head, compiled: cf.compiled}
-			c.mu.Lock()
-			c.m[id] = cf
-			c.mu.Unlock()
-		}
+		cf = &cachedFlow{head: head, compiled: cf.compiled, checked: time.Now()}
+		c.mu.Lock()
+		c.m[id] = cf
+		c.mu.Unlock()
 		return cf, nil
 	}
 	f, err := c.store.Flow(ctx, id)
@@ -177,7 +189,7 @@ func (c *flowCache) get(ctx context.Context, id string) (*cachedFlow, error) {
 	if err != nil {
 		return nil, fmt.Errorf("compiling stored flow %s: %w", id, err)
 	}
-	cf = &cachedFlow{head: store.FlowHead{OwnerID: f.OwnerID, Stage: f.Stage, Version: f.Version}, compiled: compiled}
+	cf = &cachedFlow{head: store.FlowHead{OwnerID: f.OwnerID, Stage: f.Stage, Version: f.Version}, compiled: compiled, checked: time.Now()}
 	c.mu.Lock()
 	c.m[id] = cf
 	c.mu.Unlock()

@@ -41,7 +41,7 @@ func enqueue(ctx context.Context, tx *store.Tx, jobs []stepArgs) error {
 	}
 	nj := make([]store.NewJob, len(jobs))
 	for i, a := range jobs {
-		nj[i] = store.NewJob{ID: a.MessageID, MaxAttempts: a.MaxAttempts, Args: mustJSON(a)}
+		nj[i] = store.NewJob{ID: a.MessageID, MaxAttempts: a.MaxAttempts, Args: a.encode()}
 	}
 	return tx.EnqueueJobs(ctx, nj)
 }
@@ -62,31 +62,26 @@ type msgMeta struct {
 
 // route hands the emits of node from to the components its ports feed.
 // Components without I/O run inline right away; I/O components become jobs.
-func (e *Engine) route(ctx context.Context, p *plan, meta msgMeta, from *flow.Node, emits []component.Emit, scope map[string]any) {
+func (e *Engine) route(ctx context.Context, p *plan, meta msgMeta, from *flow.Node, emits []encEmit, sc *scope) {
 	for _, em := range emits {
-		targets := from.Out[em.Port]
+		targets := from.Out[em.port]
 		if len(targets) == 0 {
 			continue
 		}
-		next := make(map[string]any, len(scope)+1)
-		for k, v := range scope {
-			next[k] = v
-		}
-		next[from.ID] = em.Value
-		var scopeJSON, inputJSON json.RawMessage
+		next := sc.with(from.ID, em.v, em.raw)
+		var scopeJSON json.RawMessage
 		for _, t := range targets {
 			if !t.Node.Spec.IO {
-				if e.runInline(ctx, p, meta, t.Node, em.Value, next) {
+				if e.runInline(ctx, p, meta, t.Node, em, next) {
 					continue
 				}
 			}
 			if scopeJSON == nil {
-				scopeJSON = mustJSON(next)
-				inputJSON = mustJSON(em.Value)
+				scopeJSON = next.encode()
 			}
 			p.jobs = append(p.jobs, stepArgs{
 				MessageID: newID(), CorrelationID: meta.correlationID, FlowID: meta.flowID, OwnerID: meta.ownerID,
-				ComponentID: t.Node.ID, Input: inputJSON, Scope: scopeJSON,
+				ComponentID: t.Node.ID, Input: em.raw, Scope: scopeJSON,
 				MaxAttempts: t.Node.Retry.MaxAttempts, InitialInterval: t.Node.Retry.InitialInterval, MaxInterval: t.Node.Retry.MaxInterval,
 			})
 		}
@@ -96,18 +91,19 @@ func (e *Engine) route(ctx context.Context, p *plan, meta msgMeta, from *flow.No
 // runInline runs a component without I/O in the current job. It reports
 // false when the component failed: the caller then enqueues it as a job of
 // its own so that it goes through retries and the unprocessed store.
-func (e *Engine) runInline(ctx context.Context, p *plan, meta msgMeta, n *flow.Node, input any, scope map[string]any) bool {
+func (e *Engine) runInline(ctx context.Context, p *plan, meta msgMeta, n *flow.Node, input encEmit, sc *scope) bool {
 	msgID := newID()
 	start := time.Now()
 	emits, err := e.invoke(ctx, n, component.Invocation{
-		FlowID: meta.flowID, ComponentID: n.ID, MessageID: msgID, CorrelationID: meta.correlationID, Attempt: 1, Input: input,
-	}, scope)
+		FlowID: meta.flowID, ComponentID: n.ID, MessageID: msgID, CorrelationID: meta.correlationID, Attempt: 1, Input: input.v,
+	}, sc.vals)
 	if err != nil {
 		return false
 	}
+	enc := encodeEmits(emits)
 	e.metrics.steps.WithLabelValues(store.StatusSuccess).Inc()
-	p.logs = append(p.logs, e.logEntry(meta, n.ID, msgID, 1, store.StatusSuccess, time.Since(start), input, emitsValue(emits), nil))
-	e.route(ctx, p, meta, n, emits, scope)
+	p.logs = append(p.logs, e.logEntry(meta, n.ID, msgID, 1, store.StatusSuccess, time.Since(start), input.raw, outputJSON(enc), nil))
+	e.route(ctx, p, meta, n, enc, sc)
 	return true
 }
 
@@ -132,17 +128,6 @@ func (e *Engine) invoke(ctx context.Context, n *flow.Node, inv component.Invocat
 	return action.Invoke(ctx, inv)
 }
 
-func emitsValue(emits []component.Emit) any {
-	if len(emits) == 1 {
-		return emits[0].Value
-	}
-	out := make([]map[string]any, len(emits))
-	for i, em := range emits {
-		out[i] = map[string]any{"port": em.Port, "value": em.Value}
-	}
-	return out
-}
-
 func mustJSON(v any) json.RawMessage {
 	b, err := json.Marshal(v)
 	if err != nil {
@@ -153,7 +138,7 @@ func mustJSON(v any) json.RawMessage {
 	return b
 }
 
-func (e *Engine) logEntry(meta msgMeta, componentID, msgID string, attempt int, status string, d time.Duration, input, output any, err error) store.InvocationLog {
+func (e *Engine) logEntry(meta msgMeta, componentID, msgID string, attempt int, status string, d time.Duration, input, output json.RawMessage, err error) store.InvocationLog {
 	l := store.InvocationLog{
 		ID: newID(), FlowID: meta.flowID, OwnerID: meta.ownerID, ComponentID: componentID, CorrelationID: meta.correlationID,
 		MessageID: msgID, Attempt: attempt, Status: status, DurationUS: d.Microseconds(),
@@ -165,17 +150,8 @@ func (e *Engine) logEntry(meta msgMeta, componentID, msgID string, attempt int, 
 	return l
 }
 
-// capped renders v as JSON of at most MaxLogBytes.
-func (e *Engine) capped(v any) string {
-	if v == nil {
-		return ""
-	}
-	var b []byte
-	if raw, ok := v.(json.RawMessage); ok {
-		b = raw
-	} else {
-		b = mustJSON(v)
-	}
+// capped renders JSON of at most MaxLogBytes.
+func (e *Engine) capped(b json.RawMessage) string {
 	if len(b) > e.cfg.MaxLogBytes {
 		return string(b[:e.cfg.MaxLogBytes]) + "…(truncated)"
 	}
@@ -206,38 +182,38 @@ func (e *Engine) work(ctx context.Context, j store.Job) {
 	var a stepArgs
 	if err := json.Unmarshal(j.Args, &a); err != nil {
 		a.MessageID = j.ID
-		e.fail(ctx, j, a, start, nil, component.Permanent(fmt.Errorf("decoding job: %w", err)))
+		e.fail(ctx, j, a, start, component.Permanent(fmt.Errorf("decoding job: %w", err)))
 		return
 	}
 	var input any
-	scope := map[string]any{}
 	if err := json.Unmarshal(a.Input, &input); err != nil {
-		e.fail(ctx, j, a, start, nil, component.Permanent(fmt.Errorf("decoding message: %w", err)))
+		e.fail(ctx, j, a, start, component.Permanent(fmt.Errorf("decoding message: %w", err)))
 		return
 	}
-	if err := json.Unmarshal(a.Scope, &scope); err != nil {
-		e.fail(ctx, j, a, start, input, component.Permanent(fmt.Errorf("decoding message: %w", err)))
+	sc, err := decodeScope(a.Scope)
+	if err != nil {
+		e.fail(ctx, j, a, start, component.Permanent(fmt.Errorf("decoding message: %w", err)))
 		return
 	}
-	cf, err := e.flows.get(ctx, a.FlowID)
+	cf, err := e.flows.recent(ctx, a.FlowID)
 	if err != nil {
 		if errors.Is(err, store.ErrNotFound) {
 			err = component.Permanent(fmt.Errorf("flow %s no longer exists", a.FlowID))
 		}
-		e.fail(ctx, j, a, start, input, err)
+		e.fail(ctx, j, a, start, err)
 		return
 	}
 	n, ok := cf.compiled.Nodes[a.ComponentID]
 	if !ok {
-		e.fail(ctx, j, a, start, input, component.Permanent(fmt.Errorf("component %s was removed from flow %s", a.ComponentID, a.FlowID)))
+		e.fail(ctx, j, a, start, component.Permanent(fmt.Errorf("component %s was removed from flow %s", a.ComponentID, a.FlowID)))
 		return
 	}
 	emits, err := e.invoke(ctx, n, component.Invocation{
 		FlowID: a.FlowID, ComponentID: a.ComponentID, MessageID: a.MessageID, CorrelationID: a.CorrelationID,
 		Attempt: j.Attempt, Input: input,
-	}, scope)
+	}, sc.vals)
 	if err != nil {
-		e.fail(ctx, j, a, start, input, err)
+		e.fail(ctx, j, a, start, err)
 		return
 	}
 	elapsed := time.Since(start)
@@ -245,8 +221,9 @@ func (e *Engine) work(ctx context.Context, j store.Job) {
 	e.metrics.stepSeconds.Observe(elapsed.Seconds())
 	meta := msgMeta{flowID: a.FlowID, ownerID: a.OwnerID, correlationID: a.CorrelationID}
 	p := &plan{}
-	p.logs = append(p.logs, e.logEntry(meta, a.ComponentID, a.MessageID, j.Attempt, store.StatusSuccess, elapsed, input, emitsValue(emits), nil))
-	e.route(ctx, p, meta, n, emits, scope)
+	enc := encodeEmits(emits)
+	p.logs = append(p.logs, e.logEntry(meta, a.ComponentID, a.MessageID, j.Attempt, store.StatusSuccess, elapsed, a.Input, outputJSON(enc), nil))
+	e.route(ctx, p, meta, n, enc, sc)
 	err = e.store.Submit(ctx, func(tx *store.Tx) error {
 		if err := tx.FinishJob(ctx, j.ID, e.cfg.NodeID, j.Attempt); err != nil {
 			return err
@@ -271,7 +248,7 @@ func (e *Engine) work(ctx context.Context, j store.Job) {
 // cannot fix, moves the message to the unprocessed store in the same
 // transaction that finishes the job; otherwise the job is scheduled again
 // after a backoff.
-func (e *Engine) fail(ctx context.Context, j store.Job, a stepArgs, start time.Time, input any, cause error) {
+func (e *Engine) fail(ctx context.Context, j store.Job, a stepArgs, start time.Time, cause error) {
 	// The job's context may have ended (timeout, stop); recording the
 	// failure must still happen.
 	wctx := context.WithoutCancel(ctx)
@@ -284,7 +261,7 @@ func (e *Engine) fail(ctx context.Context, j store.Job, a stepArgs, start time.T
 	e.metrics.steps.WithLabelValues(status).Inc()
 	e.metrics.stepSeconds.Observe(elapsed.Seconds())
 	meta := msgMeta{flowID: a.FlowID, ownerID: a.OwnerID, correlationID: a.CorrelationID}
-	entry := e.logEntry(meta, a.ComponentID, a.MessageID, j.Attempt, status, elapsed, input, nil, cause)
+	entry := e.logEntry(meta, a.ComponentID, a.MessageID, j.Attempt, status, elapsed, a.Input, nil, cause)
 	var err error
 	if !final {
 		e.metrics.retries.Inc()

@@ -229,11 +229,20 @@ func (s *Store) Webhook(ctx context.Context, token string) (WebhookTarget, error
 
 // FlowStage reads a flow's stage and version inside tx, so that a trigger
 // event is only accepted into a flow that is running when it commits.
+// The answer is remembered for the rest of the transaction: a group of
+// accepts into one flow reads it once.
 func (tx *Tx) FlowStage(ctx context.Context, id string) (stage string, version int64, err error) {
+	if h, ok := tx.heads[id]; ok {
+		return h.Stage, h.Version, nil
+	}
 	err = tx.q.queryRow(ctx, `SELECT stage, version FROM flows WHERE id = $1`, id).Scan(&stage, &version)
 	if err != nil {
 		return "", 0, fmt.Errorf("reading stage of flow %s: %w", id, notFound(err))
 	}
+	if tx.heads == nil {
+		tx.heads = map[string]FlowHead{}
+	}
+	tx.heads[id] = FlowHead{Stage: stage, Version: version}
 	return stage, version, nil
 }
 

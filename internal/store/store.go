@@ -136,6 +136,7 @@ type Tx struct {
 	q     querier
 	h     txHandle
 	store *Store
+	heads map[string]FlowHead // FlowStage answers in this transaction
 }
 
 // InTx runs fn in its own transaction, committing if fn returns nil.
