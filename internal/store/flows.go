@@ -197,17 +197,22 @@ func (s *Store) SetFlowStage(ctx context.Context, ownerID, id, stage string) err
 	return nil
 }
 
-// DeleteFlow removes the owner's flow and its webhooks. Its queued messages
-// stay and end in the unprocessed store.
+// DeleteFlow removes the owner's flow with its webhooks and logs. Its
+// queued messages stay and end in the unprocessed store.
 func (s *Store) DeleteFlow(ctx context.Context, ownerID, id string) error {
-	n, err := s.backend.writer().exec(ctx, `DELETE FROM flows WHERE id = $1 AND ($2 = '' OR owner_id = $2)`, id, ownerID)
-	if err != nil {
-		return fmt.Errorf("deleting flow %s: %w", id, err)
-	}
-	if n == 0 {
-		return fmt.Errorf("deleting flow %s: %w", id, ErrNotFound)
-	}
-	return nil
+	return s.InTx(ctx, func(tx *Tx) error {
+		n, err := tx.q.exec(ctx, `DELETE FROM flows WHERE id = $1 AND ($2 = '' OR owner_id = $2)`, id, ownerID)
+		if err != nil {
+			return fmt.Errorf("deleting flow %s: %w", id, err)
+		}
+		if n == 0 {
+			return fmt.Errorf("deleting flow %s: %w", id, ErrNotFound)
+		}
+		if _, err := tx.q.exec(ctx, `DELETE FROM invocation_logs WHERE flow_id = $1`, id); err != nil {
+			return fmt.Errorf("deleting logs of flow %s: %w", id, err)
+		}
+		return nil
+	})
 }
 
 // WebhookTarget is the flow component a webhook token points at.

@@ -98,14 +98,42 @@ func (s *Store) FlowLogs(ctx context.Context, f LogFilter) ([]InvocationLog, err
 	return out, rs.Err()
 }
 
-// DeleteLogsBefore removes invocation logs older than cutoff. Log ids are
-// UUIDv7, whose text sorts by creation time, so the primary key serves.
+// DeleteLogsBefore removes invocation logs older than cutoff, flow by flow
+// (a deleted flow's logs go with it). Log ids are UUIDv7, whose text sorts
+// by creation time, so the primary key (flow_id, id) serves.
 func (s *Store) DeleteLogsBefore(ctx context.Context, cutoff time.Time) (int64, error) {
 	ms := uint64(cutoff.UnixMilli())
 	bound := fmt.Sprintf("%08x-%04x-0000-0000-000000000000", ms>>16, ms&0xffff)
-	n, err := s.backend.writer().exec(ctx, `DELETE FROM invocation_logs WHERE id < $1`, bound)
-	if err != nil {
-		return 0, fmt.Errorf("deleting old logs: %w", err)
+	var total int64
+	after := ""
+	for {
+		rs, err := s.backend.reader().query(ctx, `SELECT id FROM flows WHERE id > $1 ORDER BY id LIMIT 500`, after)
+		if err != nil {
+			return total, fmt.Errorf("deleting old logs: %w", err)
+		}
+		var ids []string
+		for rs.Next() {
+			var id string
+			if err := rs.Scan(&id); err != nil {
+				rs.Close()
+				return total, fmt.Errorf("deleting old logs: %w", err)
+			}
+			ids = append(ids, id)
+		}
+		rs.Close()
+		if err := rs.Err(); err != nil {
+			return total, fmt.Errorf("deleting old logs: %w", err)
+		}
+		for _, id := range ids {
+			n, err := s.backend.writer().exec(ctx, `DELETE FROM invocation_logs WHERE flow_id = $1 AND id < $2`, id, bound)
+			if err != nil {
+				return total, fmt.Errorf("deleting old logs of flow %s: %w", id, err)
+			}
+			total += n
+		}
+		if len(ids) < 500 {
+			return total, nil
+		}
+		after = ids[len(ids)-1]
 	}
-	return n, nil
 }

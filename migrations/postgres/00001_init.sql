@@ -35,9 +35,11 @@ CREATE TABLE webhooks (
     UNIQUE (flow_id, component_id)
 );
 
+-- Clustered by flow: a flow's logs are listed by (flow_id, id), and ids
+-- are UUIDv7, so they also sort by time for retention.
 CREATE TABLE invocation_logs (
-    id             TEXT PRIMARY KEY,
     flow_id        TEXT NOT NULL,
+    id             TEXT NOT NULL,
     owner_id       TEXT NOT NULL,
     component_id   TEXT NOT NULL,
     correlation_id TEXT NOT NULL,
@@ -48,9 +50,9 @@ CREATE TABLE invocation_logs (
     input          TEXT,
     output         TEXT,
     error          TEXT,
-    created_at     BIGINT NOT NULL
+    created_at     BIGINT NOT NULL,
+    PRIMARY KEY (flow_id, id)
 );
-CREATE INDEX invocation_logs_flow ON invocation_logs (flow_id, id);
 CREATE INDEX invocation_logs_correlation ON invocation_logs (correlation_id, id);
 
 CREATE TABLE unprocessed_messages (

@@ -35,9 +35,11 @@ CREATE TABLE webhooks (
     UNIQUE (flow_id, component_id)
 );
 
+-- Clustered by flow: a flow's logs are listed by (flow_id, id), and ids
+-- are UUIDv7, so they also sort by time for retention.
 CREATE TABLE invocation_logs (
-    id             TEXT PRIMARY KEY,
     flow_id        TEXT NOT NULL,
+    id             TEXT NOT NULL,
     owner_id       TEXT NOT NULL,
     component_id   TEXT NOT NULL,
     correlation_id TEXT NOT NULL,
@@ -48,9 +50,9 @@ CREATE TABLE invocation_logs (
     input          TEXT,
     output         TEXT,
     error          TEXT,
-    created_at     BIGINT NOT NULL
-);
-CREATE INDEX invocation_logs_flow ON invocation_logs (flow_id, id);
+    created_at     BIGINT NOT NULL,
+    PRIMARY KEY (flow_id, id)
+) WITHOUT ROWID;
 CREATE INDEX invocation_logs_correlation ON invocation_logs (correlation_id, id);
 
 CREATE TABLE unprocessed_messages (
@@ -78,7 +80,7 @@ CREATE TABLE jobs (
     args         TEXT NOT NULL,
     last_error   TEXT,
     created_at   BIGINT NOT NULL
-);
+) WITHOUT ROWID;
 CREATE INDEX jobs_due ON jobs (run_at) WHERE state = 'available';
 CREATE INDEX jobs_lease ON jobs (locked_until) WHERE state = 'running';
 
