@@ -56,6 +56,7 @@ func (e *Engine) accept(ctx context.Context, cf *cachedFlow, ev Event) (string, 
 	p.logs = append(p.logs, e.logEntry(meta, n.ID, newID(), 1, store.StatusAccepted, 0, nil, out[0].raw, nil))
 	e.route(ctx, p, meta, n, out, newScope())
 	p.logs[0].DurationUS = time.Since(start).Microseconds()
+	jobs, reserved := e.newJobs(p.jobs)
 	err := e.store.Submit(ctx, func(tx *store.Tx) error {
 		stage, version, err := tx.FlowStage(ctx, ev.FlowID)
 		if err != nil {
@@ -70,14 +71,13 @@ func (e *Engine) accept(ctx context.Context, cf *cachedFlow, ev Event) (string, 
 		if err := tx.InsertLogs(ctx, p.logs); err != nil {
 			return err
 		}
-		return enqueue(ctx, tx, p.jobs)
+		return tx.EnqueueJobs(ctx, jobs)
 	})
 	if err != nil {
+		e.q.unreserve(reserved)
 		return "", err
 	}
-	if len(p.jobs) > 0 {
-		e.q.notify()
-	}
+	e.q.handOff(jobs, reserved)
 	e.metrics.accepted.Inc()
 	return meta.correlationID, nil
 }
@@ -98,7 +98,7 @@ func (e *Engine) RetryUnprocessed(ctx context.Context, ownerID, id string) error
 		if a.MessageID == "" {
 			return errors.New("unprocessed message has no step")
 		}
-		return enqueue(ctx, tx, []stepArgs{a})
+		return tx.EnqueueJobs(ctx, []store.NewJob{{ID: a.MessageID, MaxAttempts: a.MaxAttempts, Args: a.encode()}})
 	})
 	if err == nil {
 		e.q.notify()

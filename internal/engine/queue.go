@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/plugboard/plugboard/internal/store"
@@ -26,6 +27,9 @@ type queue struct {
 	wake chan struct{}
 	sem  chan struct{}
 	wg   sync.WaitGroup
+	// open is true between start and stop: only then are jobs handed
+	// straight to workers.
+	open atomic.Bool
 
 	stopDispatch context.CancelFunc
 	dispatchDone chan struct{}
@@ -63,6 +67,7 @@ func (q *queue) start(ctx context.Context) error {
 	q.stopDispatch = cancel
 	q.jobCtx, q.cancelJob = context.WithCancel(context.WithoutCancel(ctx))
 	q.dispatchDone = make(chan struct{})
+	q.open.Store(true)
 	go q.dispatch(dctx)
 	return nil
 }
@@ -137,6 +142,41 @@ func (q *queue) claim(ctx context.Context, n int) ([]store.Job, error) {
 	return jobs, err
 }
 
+// reserve takes up to n idle worker slots without waiting.
+func (q *queue) reserve(n int) int {
+	if !q.open.Load() {
+		return 0
+	}
+	for i := range n {
+		select {
+		case q.sem <- struct{}{}:
+		default:
+			return i
+		}
+	}
+	return n
+}
+
+// unreserve gives back slots whose jobs were not committed.
+func (q *queue) unreserve(n int) {
+	for range n {
+		<-q.sem
+	}
+}
+
+// handOff starts the first reserved jobs, committed as running on this
+// node, on the slots reserved for them, and wakes the dispatcher for the
+// others.
+func (q *queue) handOff(jobs []store.NewJob, reserved int) {
+	for _, nj := range jobs[:reserved] {
+		q.wg.Add(1)
+		go q.run(store.Job{ID: nj.ID, Attempt: 1, MaxAttempts: nj.MaxAttempts, Args: nj.Args})
+	}
+	if len(jobs) > reserved {
+		q.notify()
+	}
+}
+
 func (q *queue) run(j store.Job) {
 	defer func() {
 		<-q.sem
@@ -154,6 +194,7 @@ func (q *queue) stop(ctx context.Context) error {
 	if q.stopDispatch == nil {
 		return nil
 	}
+	q.open.Store(false)
 	q.stopDispatch()
 	<-q.dispatchDone
 	done := make(chan struct{})

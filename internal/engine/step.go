@@ -34,16 +34,23 @@ type stepArgs struct {
 	MaxInterval     time.Duration   `json:"maxInterval"`
 }
 
-// enqueue writes jobs inside tx.
-func enqueue(ctx context.Context, tx *store.Tx, jobs []stepArgs) error {
+// newJobs encodes jobs for the queue. As many as there are idle workers
+// are reserved for this node and handed over when the transaction commits
+// (see queue.handOff); the rest wait in the table for a claim.
+func (e *Engine) newJobs(jobs []stepArgs) (nj []store.NewJob, reserved int) {
 	if len(jobs) == 0 {
-		return nil
+		return nil, 0
 	}
-	nj := make([]store.NewJob, len(jobs))
-	for i, a := range jobs {
-		nj[i] = store.NewJob{ID: a.MessageID, MaxAttempts: a.MaxAttempts, Args: a.encode()}
+	reserved = e.q.reserve(len(jobs))
+	lease := time.Now().Add(e.q.lease)
+	nj = make([]store.NewJob, len(jobs))
+	for i := range jobs {
+		nj[i] = store.NewJob{ID: jobs[i].MessageID, MaxAttempts: jobs[i].MaxAttempts, Args: jobs[i].encode()}
+		if i < reserved {
+			nj[i].LockedBy, nj[i].LeaseUntil = e.cfg.NodeID, lease
+		}
 	}
-	return tx.EnqueueJobs(ctx, nj)
+	return nj, reserved
 }
 
 func newID() string { return uuid.Must(uuid.NewV7()).String() }
@@ -224,6 +231,7 @@ func (e *Engine) work(ctx context.Context, j store.Job) {
 	enc := encodeEmits(emits)
 	p.logs = append(p.logs, e.logEntry(meta, a.ComponentID, a.MessageID, j.Attempt, store.StatusSuccess, elapsed, a.Input, outputJSON(enc), nil))
 	e.route(ctx, p, meta, n, enc, sc)
+	jobs, reserved := e.newJobs(p.jobs)
 	err = e.store.Submit(ctx, func(tx *store.Tx) error {
 		if err := tx.FinishJob(ctx, j.ID, e.cfg.NodeID, j.Attempt); err != nil {
 			return err
@@ -231,17 +239,16 @@ func (e *Engine) work(ctx context.Context, j store.Job) {
 		if err := tx.InsertLogs(ctx, p.logs); err != nil {
 			return err
 		}
-		return enqueue(ctx, tx, p.jobs)
+		return tx.EnqueueJobs(ctx, jobs)
 	})
 	if err != nil {
+		e.q.unreserve(reserved)
 		// The lease keeps the job; it runs again (same idempotency key).
 		e.log.LogAttrs(ctx, slog.LevelWarn, "recording step result", slog.String("flow", a.FlowID),
 			slog.String("component", a.ComponentID), slog.String("error", err.Error()))
 		return
 	}
-	if len(p.jobs) > 0 {
-		e.q.notify()
-	}
+	e.q.handOff(jobs, reserved)
 }
 
 // fail records a failed attempt. The last attempt, or a failure retrying

@@ -24,6 +24,11 @@ type NewJob struct {
 	MaxAttempts int
 	RunAt       time.Time
 	Args        []byte
+	// LockedBy, when set, inserts the job already running on that node
+	// (its first attempt) with a lease until LeaseUntil: the node hands it
+	// to a worker as soon as the transaction commits, with no claim.
+	LockedBy   string
+	LeaseUntil time.Time
 }
 
 // Job is a claimed job.
@@ -39,21 +44,32 @@ func (tx *Tx) EnqueueJobs(ctx context.Context, jobs []NewJob) error {
 	if len(jobs) == 0 {
 		return nil
 	}
-	const cols = 6
+	const cols = 9
 	var b strings.Builder
-	b.WriteString(`INSERT INTO jobs (id, state, max_attempts, run_at, args, created_at) VALUES `)
+	b.WriteString(`INSERT INTO jobs (id, state, attempt, max_attempts, run_at, locked_by, locked_until, args, created_at) VALUES `)
 	args := make([]any, 0, len(jobs)*cols)
 	created := now()
 	for i, j := range jobs {
 		if i > 0 {
 			b.WriteByte(',')
 		}
-		fmt.Fprintf(&b, "($%d,$%d,$%d,$%d,$%d,$%d)", i*cols+1, i*cols+2, i*cols+3, i*cols+4, i*cols+5, i*cols+6)
+		b.WriteByte('(')
+		for c := range cols {
+			if c > 0 {
+				b.WriteByte(',')
+			}
+			fmt.Fprintf(&b, "$%d", i*cols+c+1)
+		}
+		b.WriteByte(')')
 		runAt := created
 		if !j.RunAt.IsZero() {
 			runAt = j.RunAt.UnixMilli()
 		}
-		args = append(args, j.ID, JobAvailable, j.MaxAttempts, runAt, string(j.Args), created)
+		state, attempt, lockedBy, lockedUntil := JobAvailable, 0, any(nil), any(nil)
+		if j.LockedBy != "" {
+			state, attempt, lockedBy, lockedUntil = JobRunning, 1, j.LockedBy, j.LeaseUntil.UnixMilli()
+		}
+		args = append(args, j.ID, state, attempt, j.MaxAttempts, runAt, lockedBy, lockedUntil, string(j.Args), created)
 	}
 	if _, err := tx.q.exec(ctx, b.String(), args...); err != nil {
 		return fmt.Errorf("enqueueing %d jobs: %w", len(jobs), err)
