@@ -120,8 +120,15 @@ func (g *groupCommitter) run(batch []*groupReq) {
 		}
 		live = append(live, r)
 	}
+	deferred := true
 	for len(live) > 0 {
-		failed, err := g.try(live)
+		failed, err := g.try(live, deferred)
+		if failed == errFlush {
+			// A deferred insert failed and cannot be pinned on one
+			// submission: run the group again writing as it goes.
+			deferred = false
+			continue
+		}
 		if failed < 0 {
 			for _, r := range live {
 				r.errc <- err
@@ -133,10 +140,13 @@ func (g *groupCommitter) run(batch []*groupReq) {
 	}
 }
 
+// errFlush is what try returns when the deferred inserts failed.
+const errFlush = -2
+
 // try runs every submission in one transaction. It returns the index of a
-// submission whose fn failed (and that error), or -1 with the outcome of
-// the commit.
-func (g *groupCommitter) try(live []*groupReq) (int, error) {
+// submission whose fn failed (and that error), errFlush, or -1 with the
+// outcome of the commit.
+func (g *groupCommitter) try(live []*groupReq, deferred bool) (int, error) {
 	ctx := context.Background()
 	start := time.Now()
 	defer func() {
@@ -147,12 +157,16 @@ func (g *groupCommitter) try(live []*groupReq) (int, error) {
 	if err != nil {
 		return -1, fmt.Errorf("beginning group transaction: %w", err)
 	}
-	tx := &Tx{q: h, h: h, store: g.s}
+	tx := &Tx{q: h, h: h, store: g.s, deferred: deferred}
 	for i, r := range live {
 		if err := r.fn(tx); err != nil {
 			_ = h.rollback(ctx)
 			return i, err
 		}
+	}
+	if err := tx.flush(ctx); err != nil {
+		_ = h.rollback(ctx)
+		return errFlush, err
 	}
 	if err := h.commit(ctx); err != nil {
 		return -1, fmt.Errorf("committing group transaction: %w", err)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 )
 
@@ -39,28 +38,17 @@ type Job struct {
 	Args        []byte
 }
 
-// EnqueueJobs inserts jobs inside tx.
+const jobCols = `INSERT INTO jobs (id, state, attempt, max_attempts, run_at, locked_by, locked_until, args, created_at)`
+
+// EnqueueJobs inserts jobs inside tx (in a group commit, together with the
+// other submissions' jobs when the group is flushed).
 func (tx *Tx) EnqueueJobs(ctx context.Context, jobs []NewJob) error {
 	if len(jobs) == 0 {
 		return nil
 	}
-	const cols = 9
-	var b strings.Builder
-	b.WriteString(`INSERT INTO jobs (id, state, attempt, max_attempts, run_at, locked_by, locked_until, args, created_at) VALUES `)
-	args := make([]any, 0, len(jobs)*cols)
+	args := make([]any, 0, len(jobs)*9)
 	created := now()
-	for i, j := range jobs {
-		if i > 0 {
-			b.WriteByte(',')
-		}
-		b.WriteByte('(')
-		for c := range cols {
-			if c > 0 {
-				b.WriteByte(',')
-			}
-			fmt.Fprintf(&b, "$%d", i*cols+c+1)
-		}
-		b.WriteByte(')')
+	for _, j := range jobs {
 		runAt := created
 		if !j.RunAt.IsZero() {
 			runAt = j.RunAt.UnixMilli()
@@ -71,7 +59,11 @@ func (tx *Tx) EnqueueJobs(ctx context.Context, jobs []NewJob) error {
 		}
 		args = append(args, j.ID, state, attempt, j.MaxAttempts, runAt, lockedBy, lockedUntil, string(j.Args), created)
 	}
-	if _, err := tx.q.exec(ctx, b.String(), args...); err != nil {
+	if tx.deferred {
+		tx.jobArgs = append(tx.jobArgs, args...)
+		return nil
+	}
+	if err := bulkInsert(ctx, tx.q, jobCols, 9, args); err != nil {
 		return fmt.Errorf("enqueueing %d jobs: %w", len(jobs), err)
 	}
 	return nil

@@ -3,7 +3,6 @@ package store
 import (
 	"context"
 	"fmt"
-	"strings"
 	"time"
 )
 
@@ -32,35 +31,30 @@ type InvocationLog struct {
 	CreatedAt     int64  `json:"-"`
 }
 
-// InsertLogs writes invocation logs inside tx.
+// logCols are the columns InsertLogs writes.
+const logCols = `INSERT INTO invocation_logs (id, flow_id, owner_id, component_id, correlation_id, message_id, attempt, status, duration_us, input, output, error, created_at)`
+
+// InsertLogs writes invocation logs inside tx (in a group commit, together
+// with the other submissions' logs when the group is flushed).
 func (tx *Tx) InsertLogs(ctx context.Context, logs []InvocationLog) error {
 	if len(logs) == 0 {
 		return nil
 	}
-	const cols = 13
-	var b strings.Builder
-	b.WriteString(`INSERT INTO invocation_logs (id, flow_id, owner_id, component_id, correlation_id, message_id, attempt, status, duration_us, input, output, error, created_at) VALUES `)
-	args := make([]any, 0, len(logs)*cols)
+	args := make([]any, 0, len(logs)*13)
+	created := now()
 	for i := range logs {
 		l := &logs[i]
 		if l.CreatedAt == 0 {
-			l.CreatedAt = now()
+			l.CreatedAt = created
 		}
-		if i > 0 {
-			b.WriteByte(',')
-		}
-		b.WriteByte('(')
-		for c := range cols {
-			if c > 0 {
-				b.WriteByte(',')
-			}
-			fmt.Fprintf(&b, "$%d", i*cols+c+1)
-		}
-		b.WriteByte(')')
 		args = append(args, l.ID, l.FlowID, l.OwnerID, l.ComponentID, l.CorrelationID, l.MessageID,
 			l.Attempt, l.Status, l.DurationUS, l.Input, l.Output, l.Error, l.CreatedAt)
 	}
-	if _, err := tx.q.exec(ctx, b.String(), args...); err != nil {
+	if tx.deferred {
+		tx.logArgs = append(tx.logArgs, args...)
+		return nil
+	}
+	if err := bulkInsert(ctx, tx.q, logCols, 13, args); err != nil {
 		return fmt.Errorf("writing invocation logs: %w", err)
 	}
 	return nil

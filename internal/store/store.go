@@ -137,6 +137,11 @@ type Tx struct {
 	h     txHandle
 	store *Store
 	heads map[string]FlowHead // FlowStage answers in this transaction
+
+	// deferred collects inserted logs and jobs of a whole group and writes
+	// them in a few multi-row statements before the commit.
+	deferred         bool
+	logArgs, jobArgs []any
 }
 
 // InTx runs fn in its own transaction, committing if fn returns nil.

@@ -158,6 +158,34 @@ func testGroupCommit(t *testing.T, s *store.Store) {
 	if len(logs) != 180 {
 		t.Fatalf("got %d logs, want 180", len(logs))
 	}
+	// A batched insert that fails (a duplicate id) is pinned on the
+	// submission that caused it; the others commit.
+	var dupWG sync.WaitGroup
+	dupErrs := make([]error, 20)
+	for i := range 20 {
+		dupWG.Add(1)
+		go func() {
+			defer dupWG.Done()
+			id := fmt.Sprintf("dup-%02d", i)
+			if i%5 == 0 {
+				id = "dup-00"
+			}
+			dupErrs[i] = s.Submit(ctx, func(tx *store.Tx) error {
+				return tx.InsertLogs(ctx, []store.InvocationLog{{ID: id, FlowID: "f", OwnerID: u.ID, ComponentID: "c", CorrelationID: "dup", MessageID: "m", Status: store.StatusSuccess}})
+			})
+		}()
+	}
+	dupWG.Wait()
+	failed := 0
+	for _, err := range dupErrs {
+		if err != nil {
+			failed++
+		}
+	}
+	if dl, _ := s.FlowLogs(ctx, store.LogFilter{FlowID: "f", CorrelationID: "dup", Limit: 100}); failed != 3 || len(dl) != 17 {
+		t.Fatalf("duplicate ids: %d submissions failed (want 3), %d logs stored (want 17)", failed, len(dl))
+	}
+
 	// Log ids are UUIDv7: pruning by time removes older ones only.
 	old, recent := v7At(time.Now().Add(-2*time.Hour)), v7At(time.Now())
 	if err := s.Submit(ctx, func(tx *store.Tx) error {
