@@ -30,10 +30,7 @@ func TestCrashLosesNothing(t *testing.T) {
 		t.Skip("builds and runs the binary")
 	}
 	t.Parallel()
-	bin := filepath.Join(t.TempDir(), "plugboard")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("building: %v\n%s", err, out)
-	}
+	bin := buildBinary(t)
 	for _, backend := range storetest.Backends() {
 		t.Run(backend, func(t *testing.T) {
 			t.Parallel()
@@ -182,6 +179,39 @@ func testCrash(t *testing.T, bin, backend string) {
 		}
 	}
 	t.Logf("all %d accepted webhooks delivered after restart; %d repeated deliveries, each with its message's key", total, dups)
+}
+
+var (
+	buildOnce sync.Once
+	buildPath string
+	buildErr  error
+	buildOut  []byte
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if buildPath != "" {
+		_ = os.RemoveAll(filepath.Dir(buildPath))
+	}
+	os.Exit(code)
+}
+
+// buildBinary builds the plugboard binary once for every test that runs it.
+func buildBinary(t *testing.T) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "plugboard-test-")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		buildPath = filepath.Join(dir, "plugboard")
+		buildOut, buildErr = exec.Command("go", "build", "-o", buildPath, ".").CombinedOutput()
+	})
+	if buildErr != nil {
+		t.Fatalf("building: %v\n%s", buildErr, buildOut)
+	}
+	return buildPath
 }
 
 func freeAddr(t *testing.T) string {

@@ -9,7 +9,8 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
-	"sort"
+	"maps"
+	"slices"
 	"strings"
 	"time"
 
@@ -132,12 +133,7 @@ func Compile(doc *Document, reg *component.Registry) (*Compiled, error) {
 		add("", "components", "a flow needs at least one component")
 	}
 	c := &Compiled{Nodes: make(map[string]*Node, len(doc.Components))}
-	ids := make([]string, 0, len(doc.Components))
-	for id := range doc.Components {
-		ids = append(ids, id)
-	}
-	sort.Strings(ids)
-	for _, id := range ids {
+	for _, id := range slices.Sorted(maps.Keys(doc.Components)) {
 		cd := doc.Components[id]
 		if !idPattern.MatchString(id) {
 			add(id, "", "component id must start with a letter and hold only letters, digits, '-' and '_' (at most 64)")
@@ -238,12 +234,7 @@ func checkProperties(id string, spec component.Spec, props map[string]any, add f
 			add(id, "properties."+p.Name, "is required")
 		}
 	}
-	names := make([]string, 0, len(props))
-	for name := range props {
-		names = append(names, name)
-	}
-	sort.Strings(names)
-	for _, name := range names {
+	for _, name := range slices.Sorted(maps.Keys(props)) {
 		p, ok := spec.Property(name)
 		if !ok {
 			add(id, "properties."+name, "%s has no property %q", spec.Type, name)
@@ -350,12 +341,7 @@ func findCycle(c *Compiled) string {
 		color[n.ID] = black
 		return ""
 	}
-	ids := make([]string, 0, len(c.Nodes))
-	for id := range c.Nodes {
-		ids = append(ids, id)
-	}
-	sort.Strings(ids)
-	for _, id := range ids {
+	for _, id := range slices.Sorted(maps.Keys(c.Nodes)) {
 		if color[id] == white {
 			if cyc := visit(c.Nodes[id]); cyc != "" {
 				return cyc
@@ -368,12 +354,7 @@ func findCycle(c *Compiled) string {
 // checkReferences makes sure placeholders only read components upstream.
 func checkReferences(c *Compiled, add func(comp, field, format string, args ...any)) {
 	upstream := c.upstream()
-	ids := make([]string, 0, len(c.Nodes))
-	for id := range c.Nodes {
-		ids = append(ids, id)
-	}
-	sort.Strings(ids)
-	for _, id := range ids {
+	for _, id := range slices.Sorted(maps.Keys(c.Nodes)) {
 		n := c.Nodes[id]
 		if n.Properties == nil {
 			continue
@@ -419,6 +400,6 @@ func (c *Compiled) Triggers(typ string) []string {
 			out = append(out, id)
 		}
 	}
-	sort.Strings(out)
+	slices.Sort(out)
 	return out
 }
