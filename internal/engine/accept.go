@@ -77,7 +77,7 @@ func (e *Engine) accept(ctx context.Context, cf *cachedFlow, ev Event) (string, 
 		e.q.unreserve(reserved)
 		return "", err
 	}
-	e.q.handOff(jobs, reserved)
+	e.q.handOff(jobs, p.jobs, reserved)
 	e.metrics.accepted.Inc()
 	return meta.correlationID, nil
 }

@@ -100,7 +100,7 @@ func (q *queue) dispatch(ctx context.Context) {
 			for _, j := range jobs {
 				q.sem <- struct{}{}
 				q.wg.Add(1)
-				go q.run(j)
+				go q.run(j, nil)
 			}
 			if len(jobs) == free {
 				continue // probably more due
@@ -167,17 +167,17 @@ func (q *queue) unreserve(n int) {
 // handOff starts the first reserved jobs, committed as running on this
 // node, on the slots reserved for them, and wakes the dispatcher for the
 // others.
-func (q *queue) handOff(jobs []store.NewJob, reserved int) {
-	for _, nj := range jobs[:reserved] {
+func (q *queue) handOff(jobs []store.NewJob, args []stepArgs, reserved int) {
+	for i, nj := range jobs[:reserved] {
 		q.wg.Add(1)
-		go q.run(store.Job{ID: nj.ID, Attempt: 1, MaxAttempts: nj.MaxAttempts, Args: nj.Args})
+		go q.run(store.Job{ID: nj.ID, Attempt: 1, MaxAttempts: nj.MaxAttempts, Args: nj.Args}, &args[i])
 	}
 	if len(jobs) > reserved {
 		q.notify()
 	}
 }
 
-func (q *queue) run(j store.Job) {
+func (q *queue) run(j store.Job, local *stepArgs) {
 	defer func() {
 		<-q.sem
 		q.wg.Done()
@@ -185,7 +185,7 @@ func (q *queue) run(j store.Job) {
 	}()
 	ctx, cancel := context.WithTimeout(q.jobCtx, q.e.cfg.JobTimeout)
 	defer cancel()
-	q.e.work(ctx, j)
+	q.e.work(ctx, j, local)
 }
 
 // stop stops claiming and waits for running steps; when ctx ends first,

@@ -32,6 +32,11 @@ type stepArgs struct {
 	MaxAttempts     int             `json:"maxAttempts"`
 	InitialInterval time.Duration   `json:"initialInterval"`
 	MaxInterval     time.Duration   `json:"maxInterval"`
+
+	// A job made on this node and handed straight to a worker keeps its
+	// input and scope decoded, so the worker does not decode them again.
+	input any
+	scope *scope
 }
 
 // newJobs encodes jobs for the queue. As many as there are idle workers
@@ -90,6 +95,7 @@ func (e *Engine) route(ctx context.Context, p *plan, meta msgMeta, from *flow.No
 				MessageID: newID(), CorrelationID: meta.correlationID, FlowID: meta.flowID, OwnerID: meta.ownerID,
 				ComponentID: t.Node.ID, Input: em.raw, Scope: scopeJSON,
 				MaxAttempts: t.Node.Retry.MaxAttempts, InitialInterval: t.Node.Retry.InitialInterval, MaxInterval: t.Node.Retry.MaxInterval,
+				input: em.v, scope: next,
 			})
 		}
 	}
@@ -184,24 +190,29 @@ func backoff(attempt int, initial, max time.Duration) time.Duration {
 }
 
 // work runs one claimed step job.
-func (e *Engine) work(ctx context.Context, j store.Job) {
+// local, when not nil, is the job as this node made it (see handOff).
+func (e *Engine) work(ctx context.Context, j store.Job, local *stepArgs) {
 	start := time.Now()
 	var a stepArgs
-	if err := json.Unmarshal(j.Args, &a); err != nil {
-		a.MessageID = j.ID
-		e.fail(ctx, j, a, start, component.Permanent(fmt.Errorf("decoding job: %w", err)))
-		return
+	if local != nil && local.scope != nil {
+		a = *local
+	} else {
+		if err := json.Unmarshal(j.Args, &a); err != nil {
+			a.MessageID = j.ID
+			e.fail(ctx, j, a, start, component.Permanent(fmt.Errorf("decoding job: %w", err)))
+			return
+		}
+		if err := json.Unmarshal(a.Input, &a.input); err != nil {
+			e.fail(ctx, j, a, start, component.Permanent(fmt.Errorf("decoding message: %w", err)))
+			return
+		}
+		var err error
+		if a.scope, err = decodeScope(a.Scope); err != nil {
+			e.fail(ctx, j, a, start, component.Permanent(fmt.Errorf("decoding message: %w", err)))
+			return
+		}
 	}
-	var input any
-	if err := json.Unmarshal(a.Input, &input); err != nil {
-		e.fail(ctx, j, a, start, component.Permanent(fmt.Errorf("decoding message: %w", err)))
-		return
-	}
-	sc, err := decodeScope(a.Scope)
-	if err != nil {
-		e.fail(ctx, j, a, start, component.Permanent(fmt.Errorf("decoding message: %w", err)))
-		return
-	}
+	input, sc := a.input, a.scope
 	cf, err := e.flows.recent(ctx, a.FlowID)
 	if err != nil {
 		if errors.Is(err, store.ErrNotFound) {
@@ -248,7 +259,7 @@ func (e *Engine) work(ctx context.Context, j store.Job) {
 			slog.String("component", a.ComponentID), slog.String("error", err.Error()))
 		return
 	}
-	e.q.handOff(jobs, reserved)
+	e.q.handOff(jobs, p.jobs, reserved)
 }
 
 // fail records a failed attempt. The last attempt, or a failure retrying
