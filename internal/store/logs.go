@@ -14,7 +14,8 @@ const (
 	StatusAccepted = "accepted"
 )
 
-// InvocationLog records one run of one component on one message.
+// InvocationLog records one run of one component on one message. Its ID,
+// once stored, is "<correlation id>/<ID as given>".
 type InvocationLog struct {
 	ID            string `json:"id"`
 	FlowID        string `json:"flowId"`
@@ -47,7 +48,7 @@ func (tx *Tx) InsertLogs(ctx context.Context, logs []InvocationLog) error {
 		if l.CreatedAt == 0 {
 			l.CreatedAt = created
 		}
-		args = append(args, l.ID, l.FlowID, l.OwnerID, l.ComponentID, l.CorrelationID, l.MessageID,
+		args = append(args, l.CorrelationID+"/"+l.ID, l.FlowID, l.OwnerID, l.ComponentID, l.CorrelationID, l.MessageID,
 			l.Attempt, l.Status, l.DurationUS, l.Input, l.Output, l.Error, l.CreatedAt)
 	}
 	if tx.deferred {
@@ -68,14 +69,20 @@ type LogFilter struct {
 	Limit         int
 }
 
-// FlowLogs lists a flow's invocation logs in order.
+// FlowLogs lists a flow's invocation logs, run by run, in time order.
 func (s *Store) FlowLogs(ctx context.Context, f LogFilter) ([]InvocationLog, error) {
+	// A run's logs are the key range of its correlation id prefix ('/' is
+	// followed by '0' in byte order); all runs are everything above "".
+	lo, hi := "", "\U0010FFFF"
+	if f.CorrelationID != "" {
+		lo, hi = f.CorrelationID+"/", f.CorrelationID+"0"
+	}
 	rs, err := s.backend.reader().query(ctx,
 		`SELECT id, flow_id, owner_id, component_id, correlation_id, message_id, attempt, status, duration_us,
 		        COALESCE(input, ''), COALESCE(output, ''), COALESCE(error, ''), created_at
 		   FROM invocation_logs
-		  WHERE flow_id = $1 AND ($2 = '' OR correlation_id = $2) AND id > $3
-		  ORDER BY id LIMIT $4`, f.FlowID, f.CorrelationID, f.After, f.Limit)
+		  WHERE flow_id = $1 AND id > $2 AND id < $3
+		  ORDER BY id LIMIT $4`, f.FlowID, max(f.After, lo), hi, f.Limit)
 	if err != nil {
 		return nil, fmt.Errorf("listing logs of flow %s: %w", f.FlowID, err)
 	}

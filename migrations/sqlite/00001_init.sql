@@ -35,8 +35,9 @@ CREATE TABLE webhooks (
     UNIQUE (flow_id, component_id)
 );
 
--- Clustered by flow: a flow's logs are listed by (flow_id, id), and ids
--- are UUIDv7, so they also sort by time for retention.
+-- One B-tree, clustered by flow. An id is "<correlation id>/<entry id>",
+-- both UUIDv7: a flow's logs list run by run in time order, one run is a
+-- key range, and ids sort by time for retention.
 CREATE TABLE invocation_logs (
     flow_id        TEXT NOT NULL,
     id             TEXT NOT NULL,
@@ -53,7 +54,6 @@ CREATE TABLE invocation_logs (
     created_at     BIGINT NOT NULL,
     PRIMARY KEY (flow_id, id)
 ) WITHOUT ROWID;
-CREATE INDEX invocation_logs_correlation ON invocation_logs (correlation_id, id);
 
 CREATE TABLE unprocessed_messages (
     id           TEXT PRIMARY KEY,
@@ -82,7 +82,6 @@ CREATE TABLE jobs (
     created_at   BIGINT NOT NULL
 ) WITHOUT ROWID;
 CREATE INDEX jobs_due ON jobs (run_at) WHERE state = 'available';
-CREATE INDEX jobs_lease ON jobs (locked_until) WHERE state = 'running';
 
 -- +goose Down
 DROP TABLE jobs;
