@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"io"
@@ -8,6 +9,8 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/plugboard/plugboard/internal/engine"
 	"github.com/plugboard/plugboard/internal/store"
@@ -16,7 +19,7 @@ import (
 // webhook accepts a request to a core.Webhook URL and answers 202 once the
 // message is durable.
 func (s *Server) webhook(w http.ResponseWriter, r *http.Request) error {
-	target, err := s.store.Webhook(r.Context(), r.PathValue("token"))
+	target, err := s.hooks.resolve(r.Context(), s.store, r.PathValue("token"))
 	if err != nil {
 		if errors.Is(err, store.ErrNotFound) {
 			return problem(http.StatusNotFound, "no such webhook")
@@ -52,6 +55,45 @@ func (s *Server) webhook(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	return writeJSON(w, http.StatusAccepted, map[string]string{"correlationId": corr})
+}
+
+// hookCache remembers webhook tokens for a second: a busy webhook resolves
+// its token once, not per request. Whether the flow still runs, and still
+// has that component, is checked as each event is accepted; a token that
+// was removed keeps working for at most the cache time.
+type hookCache struct {
+	mu sync.RWMutex
+	m  map[string]cachedHook
+}
+
+type cachedHook struct {
+	target store.WebhookTarget
+	at     time.Time
+}
+
+const (
+	hookCacheTTL  = time.Second
+	hookCacheSize = 10000
+)
+
+func (c *hookCache) resolve(ctx context.Context, st *store.Store, token string) (store.WebhookTarget, error) {
+	c.mu.RLock()
+	h, ok := c.m[token]
+	c.mu.RUnlock()
+	if ok && time.Since(h.at) < hookCacheTTL {
+		return h.target, nil
+	}
+	t, err := st.Webhook(ctx, token)
+	if err != nil {
+		return t, err
+	}
+	c.mu.Lock()
+	if c.m == nil || len(c.m) >= hookCacheSize {
+		c.m = map[string]cachedHook{}
+	}
+	c.m[token] = cachedHook{target: t, at: time.Now()}
+	c.mu.Unlock()
+	return t, nil
 }
 
 func decodeWebhookBody(contentType string, raw []byte) (any, error) {

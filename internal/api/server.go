@@ -50,6 +50,7 @@ type Server struct {
 	log     *slog.Logger
 	handler http.Handler
 	ready   atomic.Bool
+	hooks   hookCache
 	// apiRoutes lists the "METHOD /api/v1/..." patterns served, which the
 	// OpenAPI document must describe.
 	apiRoutes []string

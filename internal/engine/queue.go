@@ -30,6 +30,9 @@ type queue struct {
 	// open is true between start and stop: only then are jobs handed
 	// straight to workers.
 	open atomic.Bool
+	// backlog is true when jobs may be waiting in the table for a claim;
+	// only then does a worker that finishes wake the dispatcher.
+	backlog atomic.Bool
 
 	stopDispatch context.CancelFunc
 	dispatchDone chan struct{}
@@ -46,8 +49,13 @@ func newQueue(e *Engine) *queue {
 	}
 }
 
-// notify tells the dispatcher that jobs may be due or a worker is free.
+// notify tells the dispatcher that jobs may be waiting in the table.
 func (q *queue) notify() {
+	q.backlog.Store(true)
+	q.wake1()
+}
+
+func (q *queue) wake1() {
 	select {
 	case q.wake <- struct{}{}:
 	default:
@@ -104,6 +112,9 @@ func (q *queue) dispatch(ctx context.Context) {
 			}
 			if len(jobs) == free {
 				continue // probably more due
+			}
+			if err == nil {
+				q.backlog.Store(false)
 			}
 		}
 		if !timer.Stop() {
@@ -181,7 +192,9 @@ func (q *queue) run(j store.Job, local *stepArgs) {
 	defer func() {
 		<-q.sem
 		q.wg.Done()
-		q.notify()
+		if q.backlog.Load() {
+			q.wake1()
+		}
 	}()
 	ctx, cancel := context.WithTimeout(q.jobCtx, q.e.cfg.JobTimeout)
 	defer cancel()
