@@ -153,7 +153,7 @@ func mustJSON(v any) json.RawMessage {
 
 func (e *Engine) logEntry(meta msgMeta, componentID, msgID string, attempt int, status string, d time.Duration, input, output json.RawMessage, err error) store.InvocationLog {
 	l := store.InvocationLog{
-		ID: newID(), FlowID: meta.flowID, OwnerID: meta.ownerID, ComponentID: componentID, CorrelationID: meta.correlationID,
+		ID: newID(), FlowID: meta.flowID, ComponentID: componentID, CorrelationID: meta.correlationID,
 		MessageID: msgID, Attempt: attempt, Status: status, DurationUS: d.Microseconds(),
 		Input: e.capped(input), Output: e.capped(output),
 	}

@@ -38,8 +38,8 @@ func BenchmarkAcceptWrite(b *testing.B) {
 						}
 						id := uuid.Must(uuid.NewV7()).String()
 						if err := tx.InsertLogs(ctx, []store.InvocationLog{
-							{ID: id + "a", FlowID: "f", OwnerID: "u", ComponentID: "hook", CorrelationID: id, MessageID: id, Status: "accepted", Output: payload},
-							{ID: id + "b", FlowID: "f", OwnerID: "u", ComponentID: "map", CorrelationID: id, MessageID: id, Status: "success", Input: payload, Output: `{"email":"ada@example.com"}`},
+							{ID: id + "a", FlowID: "f", ComponentID: "hook", CorrelationID: id, MessageID: id, Status: "accepted", Output: payload},
+							{ID: id + "b", FlowID: "f", ComponentID: "map", CorrelationID: id, MessageID: id, Status: "success", Input: payload, Output: `{"email":"ada@example.com"}`},
 						}); err != nil {
 							return err
 						}

@@ -61,7 +61,7 @@ func bulkInsert(ctx context.Context, q querier, head string, cols int, args []an
 
 // flush writes the rows deferred by a group of submissions.
 func (tx *Tx) flush(ctx context.Context) error {
-	if err := bulkInsert(ctx, tx.q, logCols, 13, tx.logArgs); err != nil {
+	if err := bulkInsert(ctx, tx.q, logCols, logColCount, tx.logArgs); err != nil {
 		return fmt.Errorf("writing invocation logs: %w", err)
 	}
 	if err := bulkInsert(ctx, tx.q, jobCols, 9, tx.jobArgs); err != nil {

@@ -3,7 +3,10 @@ package store
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
+
+	"github.com/google/uuid"
 )
 
 // Invocation statuses.
@@ -19,7 +22,6 @@ const (
 type InvocationLog struct {
 	ID            string `json:"id"`
 	FlowID        string `json:"flowId"`
-	OwnerID       string `json:"-"`
 	ComponentID   string `json:"componentId"`
 	CorrelationID string `json:"correlationId"`
 	MessageID     string `json:"messageId"`
@@ -33,7 +35,9 @@ type InvocationLog struct {
 }
 
 // logCols are the columns InsertLogs writes.
-const logCols = `INSERT INTO invocation_logs (id, flow_id, owner_id, component_id, correlation_id, message_id, attempt, status, duration_us, input, output, error, created_at)`
+const logCols = `INSERT INTO invocation_logs (id, flow_id, component_id, message_id, attempt, status, duration_us, input, output, error)`
+
+const logColCount = 10
 
 // InsertLogs writes invocation logs inside tx (in a group commit, together
 // with the other submissions' logs when the group is flushed).
@@ -41,21 +45,17 @@ func (tx *Tx) InsertLogs(ctx context.Context, logs []InvocationLog) error {
 	if len(logs) == 0 {
 		return nil
 	}
-	args := make([]any, 0, len(logs)*13)
-	created := now()
+	args := make([]any, 0, len(logs)*logColCount)
 	for i := range logs {
 		l := &logs[i]
-		if l.CreatedAt == 0 {
-			l.CreatedAt = created
-		}
-		args = append(args, l.CorrelationID+"/"+l.ID, l.FlowID, l.OwnerID, l.ComponentID, l.CorrelationID, l.MessageID,
-			l.Attempt, l.Status, l.DurationUS, l.Input, l.Output, l.Error, l.CreatedAt)
+		args = append(args, l.CorrelationID+"/"+l.ID, l.FlowID, l.ComponentID, l.MessageID,
+			l.Attempt, l.Status, l.DurationUS, l.Input, l.Output, l.Error)
 	}
 	if tx.deferred {
 		tx.logArgs = append(tx.logArgs, args...)
 		return nil
 	}
-	if err := bulkInsert(ctx, tx.q, logCols, 13, args); err != nil {
+	if err := bulkInsert(ctx, tx.q, logCols, logColCount, args); err != nil {
 		return fmt.Errorf("writing invocation logs: %w", err)
 	}
 	return nil
@@ -78,8 +78,8 @@ func (s *Store) FlowLogs(ctx context.Context, f LogFilter) ([]InvocationLog, err
 		lo, hi = f.CorrelationID+"/", f.CorrelationID+"0"
 	}
 	rs, err := s.backend.reader().query(ctx,
-		`SELECT id, flow_id, owner_id, component_id, correlation_id, message_id, attempt, status, duration_us,
-		        COALESCE(input, ''), COALESCE(output, ''), COALESCE(error, ''), created_at
+		`SELECT id, flow_id, component_id, message_id, attempt, status, duration_us,
+		        COALESCE(input, ''), COALESCE(output, ''), COALESCE(error, '')
 		   FROM invocation_logs
 		  WHERE flow_id = $1 AND id > $2 AND id < $3
 		  ORDER BY id LIMIT $4`, f.FlowID, max(f.After, lo), hi, f.Limit)
@@ -90,9 +90,15 @@ func (s *Store) FlowLogs(ctx context.Context, f LogFilter) ([]InvocationLog, err
 	var out []InvocationLog
 	for rs.Next() {
 		var l InvocationLog
-		if err := rs.Scan(&l.ID, &l.FlowID, &l.OwnerID, &l.ComponentID, &l.CorrelationID, &l.MessageID, &l.Attempt,
-			&l.Status, &l.DurationUS, &l.Input, &l.Output, &l.Error, &l.CreatedAt); err != nil {
+		if err := rs.Scan(&l.ID, &l.FlowID, &l.ComponentID, &l.MessageID, &l.Attempt,
+			&l.Status, &l.DurationUS, &l.Input, &l.Output, &l.Error); err != nil {
 			return nil, fmt.Errorf("listing logs of flow %s: %w", f.FlowID, err)
+		}
+		corr, entry, _ := strings.Cut(l.ID, "/")
+		l.CorrelationID = corr
+		if u, err := uuid.Parse(entry); err == nil && u.Version() == 7 {
+			sec, nsec := u.Time().UnixTime()
+			l.CreatedAt = sec*1000 + nsec/1e6
 		}
 		out = append(out, l)
 	}

@@ -135,7 +135,7 @@ func testGroupCommit(t *testing.T, s *store.Store) {
 				if _, _, err := tx.FlowStage(ctx, "f"); err != nil {
 					return err
 				}
-				if err := tx.InsertLogs(ctx, []store.InvocationLog{{ID: fmt.Sprintf("l%03d", i), FlowID: "f", OwnerID: u.ID,
+				if err := tx.InsertLogs(ctx, []store.InvocationLog{{ID: fmt.Sprintf("l%03d", i), FlowID: "f",
 					ComponentID: "c", CorrelationID: "corr", MessageID: "m", Status: store.StatusSuccess}}); err != nil {
 					return err
 				}
@@ -172,7 +172,7 @@ func testGroupCommit(t *testing.T, s *store.Store) {
 				id = "dup-00"
 			}
 			dupErrs[i] = s.Submit(ctx, func(tx *store.Tx) error {
-				return tx.InsertLogs(ctx, []store.InvocationLog{{ID: id, FlowID: "f", OwnerID: u.ID, ComponentID: "c", CorrelationID: "dup", MessageID: "m", Status: store.StatusSuccess}})
+				return tx.InsertLogs(ctx, []store.InvocationLog{{ID: id, FlowID: "f", ComponentID: "c", CorrelationID: "dup", MessageID: "m", Status: store.StatusSuccess}})
 			})
 		}()
 	}
@@ -191,8 +191,8 @@ func testGroupCommit(t *testing.T, s *store.Store) {
 	old, recent := v7At(time.Now().Add(-2*time.Hour)), v7At(time.Now())
 	if err := s.Submit(ctx, func(tx *store.Tx) error {
 		return tx.InsertLogs(ctx, []store.InvocationLog{
-			{ID: old, FlowID: "f", OwnerID: u.ID, ComponentID: "c", CorrelationID: old, MessageID: "m", Status: store.StatusSuccess},
-			{ID: recent, FlowID: "f", OwnerID: u.ID, ComponentID: "c", CorrelationID: recent, MessageID: "m", Status: store.StatusSuccess}})
+			{ID: old, FlowID: "f", ComponentID: "c", CorrelationID: old, MessageID: "m", Status: store.StatusSuccess},
+			{ID: recent, FlowID: "f", ComponentID: "c", CorrelationID: recent, MessageID: "m", Status: store.StatusSuccess}})
 	}); err != nil {
 		t.Fatal(err)
 	}

@@ -37,21 +37,19 @@ CREATE TABLE webhooks (
 
 -- One B-tree, clustered by flow. An id is "<correlation id>/<entry id>",
 -- both UUIDv7: a flow's logs list run by run in time order, one run is a
--- key range, and ids sort by time for retention.
+-- key range, ids sort by time for retention, and the entry id holds its
+-- creation time.
 CREATE TABLE invocation_logs (
-    flow_id        TEXT NOT NULL,
-    id             TEXT NOT NULL,
-    owner_id       TEXT NOT NULL,
-    component_id   TEXT NOT NULL,
-    correlation_id TEXT NOT NULL,
-    message_id     TEXT NOT NULL,
-    attempt        INTEGER NOT NULL,
-    status         TEXT NOT NULL,
-    duration_us    BIGINT NOT NULL,
-    input          TEXT,
-    output         TEXT,
-    error          TEXT,
-    created_at     BIGINT NOT NULL,
+    flow_id      TEXT NOT NULL,
+    id           TEXT NOT NULL,
+    component_id TEXT NOT NULL,
+    message_id   TEXT NOT NULL,
+    attempt      INTEGER NOT NULL,
+    status       TEXT NOT NULL,
+    duration_us  BIGINT NOT NULL,
+    input        TEXT,
+    output       TEXT,
+    error        TEXT,
     PRIMARY KEY (flow_id, id)
 ) WITHOUT ROWID;
 
