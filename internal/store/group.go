@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"sync"
 	"time"
 
@@ -95,13 +96,20 @@ func (g *groupCommitter) loop() {
 		case r := <-g.reqs:
 			batch = append(batch[:0], r)
 		}
-	fill:
-		for len(batch) < maxGroup {
-			select {
-			case r := <-g.reqs:
-				batch = append(batch, r)
-			default:
-				break fill
+		// Drain what is queued, yield once so that submitters about to
+		// arrive can join, and drain again.
+		for pass := 0; pass < 2; pass++ {
+			if pass == 1 {
+				runtime.Gosched()
+			}
+		fill:
+			for len(batch) < maxGroup {
+				select {
+				case r := <-g.reqs:
+					batch = append(batch, r)
+				default:
+					break fill
+				}
 			}
 		}
 		g.run(batch)
