@@ -246,4 +246,20 @@ func testDeadLetter(t *testing.T, backend string) {
 		t.Fatalf("unprocessed messages after retry: %+v", un.Items)
 	}
 	e.do("POST", "/api/v1/unprocessed-messages/"+m.ID+"/retry", e.admin, nil, http.StatusNotFound, nil)
+
+	// The metrics count the retries and the dead letter.
+	resp, err := http.Get(e.srv.URL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	metrics, _ := io.ReadAll(resp.Body)
+	for _, want := range []string{
+		"plugboard_dead_letters_total 1", "plugboard_step_retries_total 2", `plugboard_jobs{state="available"}`,
+		"plugboard_unprocessed_messages 0", "plugboard_trigger_events_accepted_total 1", `plugboard_http_requests_total{code="202",route="/hooks/{token}"} 1`,
+	} {
+		if !strings.Contains(string(metrics), want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
 }

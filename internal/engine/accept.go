@@ -34,6 +34,9 @@ func (e *Engine) Accept(ctx context.Context, ev Event) (string, error) {
 			}
 		}
 		corr, err := e.accept(ctx, cf, ev)
+		if errors.Is(err, store.ErrNotFound) {
+			e.flows.forget(ev.FlowID)
+		}
 		if !errors.Is(err, errStaleFlow) {
 			return corr, err
 		}

@@ -159,12 +159,17 @@ func (c *flowCache) cached(id string) *cachedFlow {
 	return c.m[id]
 }
 
+// forget drops a deleted flow.
+func (c *flowCache) forget(id string) {
+	c.mu.Lock()
+	delete(c.m, id)
+	c.mu.Unlock()
+}
+
 func (c *flowCache) get(ctx context.Context, id string) (*cachedFlow, error) {
 	head, err := c.store.FlowHead(ctx, id)
 	if err != nil {
-		c.mu.Lock()
-		delete(c.m, id)
-		c.mu.Unlock()
+		c.forget(id)
 		return nil, err
 	}
 	c.mu.RLock()
