@@ -11,10 +11,13 @@ import (
 // shapes serve any number of rows and stay prepared.
 var chunks = []int{64, 16, 4, 1}
 
-var valuesSQL sync.Map // head + row count -> statement
+var valuesSQL sync.Map // head + row count + style -> statement
 
-func insertSQL(head string, cols, rows int) string {
-	key := fmt.Sprintf("%s/%d", head, rows)
+// insertSQL builds a multi-row insert. With positional, parameters are
+// plain "?": SQLite looks a named or numbered parameter up by a linear
+// scan when binding, which is quadratic in a statement of hundreds.
+func insertSQL(head string, cols, rows int, positional bool) string {
+	key := fmt.Sprintf("%s/%d/%t", head, rows, positional)
 	if q, ok := valuesSQL.Load(key); ok {
 		return q.(string)
 	}
@@ -30,7 +33,11 @@ func insertSQL(head string, cols, rows int) string {
 			if c > 0 {
 				b.WriteByte(',')
 			}
-			fmt.Fprintf(&b, "$%d", r*cols+c+1)
+			if positional {
+				b.WriteByte('?')
+			} else {
+				fmt.Fprintf(&b, "$%d", r*cols+c+1)
+			}
 		}
 		b.WriteByte(')')
 	}
@@ -40,7 +47,7 @@ func insertSQL(head string, cols, rows int) string {
 }
 
 // bulkInsert inserts rows of cols values each (args holds them in order).
-func bulkInsert(ctx context.Context, q querier, head string, cols int, args []any) error {
+func bulkInsert(ctx context.Context, q querier, positional bool, head string, cols int, args []any) error {
 	rows := len(args) / cols
 	for rows > 0 {
 		n := 1
@@ -50,7 +57,7 @@ func bulkInsert(ctx context.Context, q querier, head string, cols int, args []an
 				break
 			}
 		}
-		if _, err := q.exec(ctx, insertSQL(head, cols, n), args[:n*cols]...); err != nil {
+		if _, err := q.exec(ctx, insertSQL(head, cols, n, positional), args[:n*cols]...); err != nil {
 			return err
 		}
 		args = args[n*cols:]
@@ -61,11 +68,14 @@ func bulkInsert(ctx context.Context, q querier, head string, cols int, args []an
 
 // flush writes the rows deferred by a group of submissions.
 func (tx *Tx) flush(ctx context.Context) error {
-	if err := bulkInsert(ctx, tx.q, logCols, logColCount, tx.logArgs); err != nil {
+	if err := bulkInsert(ctx, tx.q, tx.positional(), logCols, logColCount, tx.logArgs); err != nil {
 		return fmt.Errorf("writing invocation logs: %w", err)
 	}
-	if err := bulkInsert(ctx, tx.q, jobCols, 9, tx.jobArgs); err != nil {
+	if err := bulkInsert(ctx, tx.q, tx.positional(), jobCols, 9, tx.jobArgs); err != nil {
 		return fmt.Errorf("enqueueing jobs: %w", err)
 	}
 	return nil
 }
+
+// positional reports whether plain "?" parameters suit the backend.
+func (tx *Tx) positional() bool { return tx.store.name == BackendSQLite }

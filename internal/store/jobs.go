@@ -63,7 +63,7 @@ func (tx *Tx) EnqueueJobs(ctx context.Context, jobs []NewJob) error {
 		tx.jobArgs = append(tx.jobArgs, args...)
 		return nil
 	}
-	if err := bulkInsert(ctx, tx.q, jobCols, 9, args); err != nil {
+	if err := bulkInsert(ctx, tx.q, tx.positional(), jobCols, 9, args); err != nil {
 		return fmt.Errorf("enqueueing %d jobs: %w", len(jobs), err)
 	}
 	return nil

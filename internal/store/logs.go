@@ -55,7 +55,7 @@ func (tx *Tx) InsertLogs(ctx context.Context, logs []InvocationLog) error {
 		tx.logArgs = append(tx.logArgs, args...)
 		return nil
 	}
-	if err := bulkInsert(ctx, tx.q, logCols, logColCount, args); err != nil {
+	if err := bulkInsert(ctx, tx.q, tx.positional(), logCols, logColCount, args); err != nil {
 		return fmt.Errorf("writing invocation logs: %w", err)
 	}
 	return nil
