@@ -28,6 +28,9 @@ type sqliteBackend struct {
 
 func sqliteDSN(path string, readOnly bool) string {
 	q := url.Values{}
+	// Larger pages: fewer WAL frames (and write calls) per commit. Takes
+	// effect when the database file is created.
+	q.Add("_pragma", "page_size(16384)")
 	q.Add("_pragma", "busy_timeout(10000)")
 	q.Add("_pragma", "journal_mode(WAL)")
 	// FULL: a commit is on disk before we answer 2xx.
