@@ -158,22 +158,11 @@ type FlowFilter struct {
 
 // ListFlows returns flows ordered by id.
 func (s *Store) ListFlows(ctx context.Context, f FlowFilter) ([]*Flow, error) {
-	q := `SELECT ` + flowCols + ` FROM flows WHERE id > $1 AND ($2 = '' OR owner_id = $2) AND ($3 = '' OR stage = $3) ORDER BY id LIMIT $4`
-	rs, err := s.backend.reader().query(ctx, q, f.After, f.OwnerID, f.Stage, f.Limit)
+	out, err := collect(ctx, s.backend.reader(), "listing flows", scanFlow,
+		`SELECT `+flowCols+` FROM flows WHERE id > $1 AND ($2 = '' OR owner_id = $2) AND ($3 = '' OR stage = $3) ORDER BY id LIMIT $4`,
+		f.After, f.OwnerID, f.Stage, f.Limit)
 	if err != nil {
-		return nil, fmt.Errorf("listing flows: %w", err)
-	}
-	defer rs.Close()
-	var out []*Flow
-	for rs.Next() {
-		fl, err := scanFlow(rs)
-		if err != nil {
-			return nil, fmt.Errorf("listing flows: %w", err)
-		}
-		out = append(out, fl)
-	}
-	if err := rs.Err(); err != nil {
-		return nil, fmt.Errorf("listing flows: %w", err)
+		return nil, err
 	}
 	for _, fl := range out {
 		if fl.Webhooks, err = loadWebhooks(ctx, s.backend.reader(), fl.ID); err != nil {

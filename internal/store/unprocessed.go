@@ -56,23 +56,10 @@ type UnprocessedFilter struct {
 
 // ListUnprocessed lists dead-lettered messages in order.
 func (s *Store) ListUnprocessed(ctx context.Context, f UnprocessedFilter) ([]*UnprocessedMessage, error) {
-	rs, err := s.backend.reader().query(ctx,
+	return collect(ctx, s.backend.reader(), "listing unprocessed messages", scanUnprocessed,
 		`SELECT `+unprocessedCols+` FROM unprocessed_messages
 		  WHERE id > $1 AND ($2 = '' OR owner_id = $2) AND ($3 = '' OR flow_id = $3) ORDER BY id LIMIT $4`,
 		f.After, f.OwnerID, f.FlowID, f.Limit)
-	if err != nil {
-		return nil, fmt.Errorf("listing unprocessed messages: %w", err)
-	}
-	defer rs.Close()
-	var out []*UnprocessedMessage
-	for rs.Next() {
-		m, err := scanUnprocessed(rs)
-		if err != nil {
-			return nil, fmt.Errorf("listing unprocessed messages: %w", err)
-		}
-		out = append(out, m)
-	}
-	return out, rs.Err()
 }
 
 // TakeUnprocessed deletes the owner's message inside tx and returns it, so a

@@ -84,21 +84,8 @@ func (s *Store) User(ctx context.Context, id string) (*User, error) {
 
 // ListUsers returns up to limit users with ids after the cursor.
 func (s *Store) ListUsers(ctx context.Context, after string, limit int) ([]*User, error) {
-	rs, err := s.backend.reader().query(ctx,
+	return collect(ctx, s.backend.reader(), "listing users", scanUser,
 		`SELECT `+userCols+` FROM users WHERE id > $1 ORDER BY id LIMIT $2`, after, limit)
-	if err != nil {
-		return nil, fmt.Errorf("listing users: %w", err)
-	}
-	defer rs.Close()
-	var out []*User
-	for rs.Next() {
-		u, err := scanUser(rs)
-		if err != nil {
-			return nil, fmt.Errorf("listing users: %w", err)
-		}
-		out = append(out, u)
-	}
-	return out, rs.Err()
 }
 
 // CountUsers returns the number of users.
