@@ -1,7 +1,9 @@
 package main
 
 import (
+	"cmp"
 	"context"
+	"crypto/sha256"
 	"errors"
 	"flag"
 	"fmt"
@@ -10,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"runtime/debug"
 	"strconv"
 	"strings"
@@ -54,7 +57,7 @@ func parseSettings(args []string) (*settings, error) {
 	fs.StringVar(&s.publicURL, "public-url", env("PLUGBOARD_PUBLIC_URL", ""), "base URL of webhook URLs; default http://<addr> (PLUGBOARD_PUBLIC_URL)")
 	allow := fs.String("allow-private-networks", env("PLUGBOARD_ALLOW_PRIVATE_NETWORKS", "false"), "let outbound calls reach loopback and private addresses (PLUGBOARD_ALLOW_PRIVATE_NETWORKS)")
 	fs.IntVar(&s.workers, "workers", 0, "steps run at once on this node; default 100 (PLUGBOARD_WORKERS)")
-	fs.StringVar(&s.nodeID, "node-id", env("PLUGBOARD_NODE_ID", ""), "unique name of this node; default the host name (PLUGBOARD_NODE_ID)")
+	fs.StringVar(&s.nodeID, "node-id", env("PLUGBOARD_NODE_ID", ""), "unique name of this node; default the host name and a hash of the data directory (PLUGBOARD_NODE_ID)")
 	fs.StringVar(&s.logLevel, "log-level", env("PLUGBOARD_LOG_LEVEL", "info"), "debug, info, warn or error (PLUGBOARD_LOG_LEVEL)")
 	jobTimeout := fs.String("job-timeout", env("PLUGBOARD_JOB_TIMEOUT", "2m"), "longest a step may run (PLUGBOARD_JOB_TIMEOUT)")
 	rescue := fs.String("rescue-after", env("PLUGBOARD_RESCUE_AFTER", ""), "when another node retries a step whose node died; default job timeout + 1m (PLUGBOARD_RESCUE_AFTER)")
@@ -89,9 +92,25 @@ func parseSettings(args []string) (*settings, error) {
 	if s.publicURL == "" {
 		s.publicURL = "http://" + s.addr
 	}
+	if s.nodeID == "" {
+		s.nodeID = defaultNodeID(s.dataDir)
+	}
 	s.adminEmail = os.Getenv("PLUGBOARD_ADMIN_EMAIL")
 	s.adminPassword = os.Getenv("PLUGBOARD_ADMIN_PASSWORD")
 	return s, nil
+}
+
+// defaultNodeID names this node after its host and data directory, so that
+// two processes on one host (with their own data directories) differ and a
+// restarted process finds the steps it was running.
+func defaultNodeID(dataDir string) string {
+	host, _ := os.Hostname()
+	abs, err := filepath.Abs(dataDir)
+	if err != nil {
+		abs = dataDir
+	}
+	sum := sha256.Sum256([]byte(abs))
+	return fmt.Sprintf("%s-%x", cmp.Or(host, "node"), sum[:4])
 }
 
 func newLogger(level string) (*slog.Logger, error) {

@@ -80,10 +80,11 @@ func TestGracefulStop(t *testing.T) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+	// The steps are still running: the process must wait for them.
 	select {
 	case err := <-exited:
 		t.Fatalf("exited before its running steps finished: %v", err)
-	default:
+	case <-time.After(500 * time.Millisecond):
 	}
 	release <- struct{}{}
 	release <- struct{}{}

@@ -81,6 +81,32 @@ func postHook(t *testing.T, url string, body string) (int, string) {
 	return resp.StatusCode, string(data)
 }
 
+// TestLargeUnicodePayload sends a body whose logs are truncated in the
+// middle of multi-byte characters: it must still be stored and delivered.
+func TestLargeUnicodePayload(t *testing.T) {
+	t.Parallel()
+	for _, backend := range storetest.Backends() {
+		t.Run(backend, func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t, backend)
+			s := newSink(t, 0)
+			f := e.startFlow(e.admin, forwardFlow(s.srv.URL, 2))
+			email := "a" + strings.Repeat("é", 9000) + "@example.com"
+			if code, body := postHook(t, f.Components["hook"].WebhookURL, `{"user":{"email":"`+email+`"},"n":1}`); code != http.StatusAccepted {
+				t.Fatalf("webhook: %d %s", code, body)
+			}
+			eventually(t, 20*time.Second, "delivery", func() bool { return s.delivered() == 1 })
+			s.mu.Lock()
+			defer s.mu.Unlock()
+			for _, b := range s.bodies {
+				if b["email"] != email {
+					t.Fatalf("delivered email has %d bytes, want %d", len(b["email"].(string)), len(email))
+				}
+			}
+		})
+	}
+}
+
 func TestEndToEnd(t *testing.T) {
 	t.Parallel()
 	for _, backend := range storetest.Backends() {
@@ -138,6 +164,11 @@ func testDeliverAll(t *testing.T, backend string) {
 	eventually(t, 60*time.Second, "all 500 messages delivered", func() bool { return s.delivered() == total })
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	for key, n := range s.byKey {
+		if n != 1 {
+			t.Errorf("message %s was delivered %d times", key, n)
+		}
+	}
 	seen := map[float64]bool{}
 	for key, b := range s.bodies {
 		n, _ := b["n"].(float64)

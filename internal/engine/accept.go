@@ -26,6 +26,9 @@ func (e *Engine) Accept(ctx context.Context, ev Event) (string, error) {
 	// transaction checks the stored version and a stale cache is
 	// refreshed and the event routed again.
 	cf := e.flows.cached(ev.FlowID)
+	if cf != nil && cf.head.Stage != store.StageRunning {
+		cf = nil // maybe started since: read it again
+	}
 	for range 3 {
 		if cf == nil {
 			var err error
@@ -34,8 +37,8 @@ func (e *Engine) Accept(ctx context.Context, ev Event) (string, error) {
 			}
 		}
 		corr, err := e.accept(ctx, cf, ev)
-		if errors.Is(err, store.ErrNotFound) {
-			e.flows.forget(ev.FlowID)
+		if errors.Is(err, store.ErrNotFound) || errors.Is(err, ErrFlowNotRunning) {
+			e.flows.forget(ev.FlowID) // read it again next time
 		}
 		if !errors.Is(err, errStaleFlow) {
 			return corr, err
@@ -48,6 +51,11 @@ func (e *Engine) Accept(ctx context.Context, ev Event) (string, error) {
 var errStaleFlow = errors.New("flow changed")
 
 func (e *Engine) accept(ctx context.Context, cf *cachedFlow, ev Event) (string, error) {
+	// A stopped flow is refused before it costs the group commit anything;
+	// the transaction checks again.
+	if cf.head.Stage != store.StageRunning {
+		return "", ErrFlowNotRunning
+	}
 	n, ok := cf.compiled.Nodes[ev.ComponentID]
 	if !ok || n.Spec.Kind != component.KindTrigger {
 		return "", ErrNotTrigger

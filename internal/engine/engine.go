@@ -84,8 +84,8 @@ type Engine struct {
 	metrics *metrics
 }
 
-// New prepares an engine: it migrates the job tables and requeues steps an
-// earlier run of this node left unfinished. Call Start to begin working.
+// New prepares an engine. Start requeues the steps an earlier run of this
+// node left unfinished and begins working.
 func New(ctx context.Context, cfg Config) (*Engine, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err

@@ -100,13 +100,18 @@ func (q *queue) dispatch(ctx context.Context) {
 			}
 			nextRescue = time.Now().Add(rescueEvery)
 		}
-		if free := cap(q.sem) - len(q.sem); free > 0 {
+		// Take the worker slots before claiming, so that claimed jobs
+		// start at once and their leases do not run while they wait.
+		if free := q.takeSlots(cap(q.sem)); free > 0 {
 			jobs, err := q.claim(ctx, free)
-			if err != nil && ctx.Err() == nil {
-				q.e.log.LogAttrs(ctx, slog.LevelError, "claiming jobs", slog.String("error", err.Error()))
+			if err != nil {
+				jobs = nil // the claim did not commit
+				if ctx.Err() == nil {
+					q.e.log.LogAttrs(ctx, slog.LevelError, "claiming jobs", slog.String("error", err.Error()))
+				}
 			}
+			q.unreserve(free - len(jobs))
 			for _, j := range jobs {
-				q.sem <- struct{}{}
 				q.wg.Add(1)
 				go q.run(j, nil)
 			}
@@ -153,11 +158,17 @@ func (q *queue) claim(ctx context.Context, n int) ([]store.Job, error) {
 	return jobs, err
 }
 
-// reserve takes up to n idle worker slots without waiting.
+// reserve takes up to n idle worker slots without waiting, for jobs to
+// hand off.
 func (q *queue) reserve(n int) int {
 	if !q.open.Load() {
 		return 0
 	}
+	return q.takeSlots(n)
+}
+
+// takeSlots takes up to n idle worker slots without waiting.
+func (q *queue) takeSlots(n int) int {
 	for i := range n {
 		select {
 		case q.sem <- struct{}{}:
@@ -199,6 +210,11 @@ func (q *queue) run(j store.Job, local *stepArgs) {
 	ctx, cancel := context.WithTimeout(q.jobCtx, q.e.cfg.JobTimeout)
 	defer cancel()
 	q.e.work(ctx, j, local)
+}
+
+// interrupted reports whether a stop has cancelled the running jobs.
+func (q *queue) interrupted() bool {
+	return q.jobCtx != nil && q.jobCtx.Err() != nil
 }
 
 // stop stops claiming and waits for running steps; when ctx ends first,

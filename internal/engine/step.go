@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"runtime/debug"
 	"time"
+	"unicode/utf8"
 
 	"github.com/google/uuid"
 
@@ -57,6 +58,10 @@ func (e *Engine) newJobs(jobs []stepArgs) (nj []store.NewJob, reserved int) {
 	}
 	return nj, reserved
 }
+
+// errFlowGone fails the steps of a deleted flow. Their messages still go to
+// the unprocessed store, but no log is written for a flow that is gone.
+var errFlowGone = errors.New("the flow no longer exists")
 
 func newID() string { return uuid.Must(uuid.NewV7()).String() }
 
@@ -166,7 +171,12 @@ func (e *Engine) logEntry(meta msgMeta, componentID, msgID string, attempt int, 
 // capped renders JSON of at most MaxLogBytes.
 func (e *Engine) capped(b json.RawMessage) string {
 	if len(b) > e.cfg.MaxLogBytes {
-		return string(b[:e.cfg.MaxLogBytes]) + "…(truncated)"
+		// Cut on a character boundary: PostgreSQL refuses invalid UTF-8.
+		cut := e.cfg.MaxLogBytes
+		for cut > 0 && !utf8.RuneStart(b[cut]) {
+			cut--
+		}
+		return string(b[:cut]) + "…(truncated)"
 	}
 	return string(b)
 }
@@ -216,7 +226,7 @@ func (e *Engine) work(ctx context.Context, j store.Job, local *stepArgs) {
 	cf, err := e.flows.recent(ctx, a.FlowID)
 	if err != nil {
 		if errors.Is(err, store.ErrNotFound) {
-			err = component.Permanent(fmt.Errorf("flow %s no longer exists", a.FlowID))
+			err = component.Permanent(fmt.Errorf("flow %s: %w", a.FlowID, errFlowGone))
 		}
 		e.fail(ctx, j, a, start, err)
 		return
@@ -243,14 +253,16 @@ func (e *Engine) work(ctx context.Context, j store.Job, local *stepArgs) {
 	p.logs = append(p.logs, e.logEntry(meta, a.ComponentID, a.MessageID, j.Attempt, store.StatusSuccess, elapsed, a.Input, outputJSON(enc), nil))
 	e.route(ctx, p, meta, n, enc, sc)
 	jobs, reserved := e.newJobs(p.jobs)
-	err = e.store.Submit(ctx, func(tx *store.Tx) error {
-		if err := tx.FinishJob(ctx, j.ID, e.cfg.NodeID, j.Attempt); err != nil {
+	// The step is done: record it even if its deadline passes meanwhile.
+	wctx := context.WithoutCancel(ctx)
+	err = e.store.Submit(wctx, func(tx *store.Tx) error {
+		if err := tx.FinishJob(wctx, j.ID, e.cfg.NodeID, j.Attempt); err != nil {
 			return err
 		}
-		if err := tx.InsertLogs(ctx, p.logs); err != nil {
+		if err := tx.InsertLogs(wctx, p.logs); err != nil {
 			return err
 		}
-		return tx.EnqueueJobs(ctx, jobs)
+		return tx.EnqueueJobs(wctx, jobs)
 	})
 	if err != nil {
 		e.q.unreserve(reserved)
@@ -270,6 +282,14 @@ func (e *Engine) fail(ctx context.Context, j store.Job, a stepArgs, start time.T
 	// The job's context may have ended (timeout, stop); recording the
 	// failure must still happen.
 	wctx := context.WithoutCancel(ctx)
+	if e.q.interrupted() {
+		// A stop ran out of time and cancelled this step: it runs again
+		// later and this attempt does not count.
+		if err := e.store.ReleaseJob(wctx, j.ID, e.cfg.NodeID, j.Attempt); err != nil {
+			e.log.LogAttrs(wctx, slog.LevelWarn, "releasing interrupted step", slog.String("error", err.Error()))
+		}
+		return
+	}
 	final := component.IsPermanent(cause) || j.Attempt >= j.MaxAttempts
 	status := store.StatusRetrying
 	if final {
@@ -295,8 +315,10 @@ func (e *Engine) fail(ctx context.Context, j store.Job, a stepArgs, start time.T
 			if err := tx.FinishJob(wctx, j.ID, e.cfg.NodeID, j.Attempt); err != nil {
 				return err
 			}
-			if err := tx.InsertLogs(wctx, []store.InvocationLog{entry}); err != nil {
-				return err
+			if !errors.Is(cause, errFlowGone) {
+				if err := tx.InsertLogs(wctx, []store.InvocationLog{entry}); err != nil {
+					return err
+				}
 			}
 			return tx.PutUnprocessed(wctx, &store.UnprocessedMessage{
 				ID: a.MessageID, FlowID: a.FlowID, OwnerID: a.OwnerID, ComponentID: a.ComponentID,

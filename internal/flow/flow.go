@@ -173,8 +173,15 @@ func Compile(doc *Document, reg *component.Registry) (*Compiled, error) {
 		n.Retry = retry
 		c.Nodes[id] = n
 	}
+	seenLinks := map[Link]bool{}
 	for i, l := range doc.Links {
 		field := fmt.Sprintf("links[%d]", i)
+		key := Link{From: l.From, FromPort: cmpOr(l.FromPort, component.PortOut), To: l.To, ToPort: cmpOr(l.ToPort, component.PortIn)}
+		if seenLinks[key] {
+			add(l.From, field, "duplicates an earlier link")
+			continue
+		}
+		seenLinks[key] = true
 		from, okFrom := c.Nodes[l.From]
 		to, okTo := c.Nodes[l.To]
 		if _, known := doc.Components[l.From]; !known {
@@ -201,6 +208,11 @@ func Compile(doc *Document, reg *component.Registry) (*Compiled, error) {
 	if len(probs) == 0 {
 		if cyc := findCycle(c); cyc != "" {
 			add(cyc, "links", "links form a cycle through %s", cyc)
+		}
+	}
+	if len(probs) == 0 {
+		if n := c.stepsPerEvent(); n > MaxStepsPerEvent {
+			add("", "links", "one event would run %d steps; a flow may run at most %d per event", n, MaxStepsPerEvent)
 		}
 	}
 	if len(probs) == 0 {
@@ -313,6 +325,49 @@ func retryPolicy(r *RetryDoc) (component.RetryPolicy, error) {
 		return p, fmt.Errorf("maxInterval must not be shorter than initialInterval")
 	}
 	return p, nil
+}
+
+// MaxStepsPerEvent bounds how many component runs one event may cause, so
+// that links fanning out and joining again cannot multiply without end.
+const MaxStepsPerEvent = 1000
+
+// stepsPerEvent counts the component runs one event causes in the worst
+// case: every path from a component without inputs is a run of each
+// component on it. The count saturates above MaxStepsPerEvent.
+func (c *Compiled) stepsPerEvent() int {
+	memo := map[string]int{}
+	var runs func(n *Node) int // runs caused by one message arriving at n, n included
+	runs = func(n *Node) int {
+		if v, ok := memo[n.ID]; ok {
+			return v
+		}
+		total := 1
+		for _, ts := range n.Out {
+			for _, t := range ts {
+				total += runs(t.Node)
+				if total > MaxStepsPerEvent {
+					total = MaxStepsPerEvent + 1
+				}
+			}
+		}
+		memo[n.ID] = total
+		return total
+	}
+	hasInput := map[string]bool{}
+	for _, n := range c.Nodes {
+		for _, ts := range n.Out {
+			for _, t := range ts {
+				hasInput[t.Node.ID] = true
+			}
+		}
+	}
+	worst := 0
+	for id, n := range c.Nodes {
+		if !hasInput[id] {
+			worst = max(worst, runs(n))
+		}
+	}
+	return worst
 }
 
 // findCycle returns a component on a cycle, or "".

@@ -2,6 +2,7 @@ package flow_test
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -38,6 +39,8 @@ func TestCompile(t *testing.T) {
 		{"missing port", `{"name":"f","components":{"a":{"type":"core.Webhook"},"b":{"type":"core.Set","properties":{"values":{}}}},"links":[{"from":"a","fromPort":"x","to":"b"}]}`, "links[0].fromPort", "no output port"},
 		{"cycle", `{"name":"f","components":{"a":{"type":"core.Set","properties":{"values":{}}},"b":{"type":"core.Set","properties":{"values":{}}}},"links":[{"from":"a","to":"b"},{"from":"b","to":"a"}]}`, "links", "cycle"},
 		{"not upstream", `{"name":"f","components":{"hook":{"type":"core.Webhook"},"a":{"type":"core.Set","properties":{"values":{"x":"{{ $.b.y }}"}}},"b":{"type":"core.Set","properties":{"values":{}}}},"links":[{"from":"hook","to":"a"},{"from":"hook","to":"b"}]}`, "properties", "not upstream"},
+		{"duplicate link", `{"name":"f","components":{"a":{"type":"core.Webhook"},"b":{"type":"core.Set","properties":{"values":{}}}},"links":[{"from":"a","to":"b"},{"from":"a","fromPort":"out","to":"b"}]}`, "links[1]", "duplicates"},
+		{"fan-out", fanOut(12), "links", "at most 1000"},
 		{"syntax", `{"name":"f","components":{"a":{"type":"core.Set","properties":{"values":{"x":"{{ 1 + }}"}}}}}`, "properties.values.x", ""},
 	}
 	for _, c := range cases {
@@ -69,6 +72,22 @@ func TestCompile(t *testing.T) {
 			t.Fatalf("problems %+v do not include field %q with %q", ve.Problems, c.field, c.msg)
 		})
 	}
+}
+
+// fanOut builds a chain of n diamonds: 2^n paths through the last node.
+func fanOut(n int) string {
+	comps := `"hook":{"type":"core.Webhook"}`
+	links := ""
+	prev := "hook"
+	for i := range n {
+		a, b, j := fmt.Sprintf("a%d", i), fmt.Sprintf("b%d", i), fmt.Sprintf("j%d", i)
+		for _, id := range []string{a, b, j} {
+			comps += `,"` + id + `":{"type":"core.Set","properties":{"values":{}}}`
+		}
+		links += fmt.Sprintf(`{"from":%q,"to":%q},{"from":%q,"to":%q},{"from":%q,"to":%q},{"from":%q,"to":%q},`, prev, a, prev, b, a, j, b, j)
+		prev = j
+	}
+	return `{"name":"f","components":{` + comps + `},"links":[` + strings.TrimSuffix(links, ",") + `]}`
 }
 
 func TestParseStrict(t *testing.T) {

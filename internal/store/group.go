@@ -116,9 +116,11 @@ func (g *groupCommitter) loop() {
 	}
 }
 
-// run commits batch. Submissions normally succeed, so they run without
-// savepoints; when one fails, the transaction is rolled back, that one is
-// answered with its error and the rest run again.
+// run commits batch. Submissions normally succeed, so the first try runs
+// them without savepoints. If one fails, the group runs again once with a
+// savepoint around each submission, so that every failure is undone and
+// answered on its own and the rest commit: the work stays linear in the
+// group's size.
 func (g *groupCommitter) run(batch []*groupReq) {
 	live := make([]*groupReq, 0, len(batch))
 	for _, r := range batch {
@@ -128,56 +130,80 @@ func (g *groupCommitter) run(batch []*groupReq) {
 		}
 		live = append(live, r)
 	}
-	deferred := true
-	for len(live) > 0 {
-		failed, err := g.try(live, deferred)
-		if failed == errFlush {
-			// A deferred insert failed and cannot be pinned on one
-			// submission: run the group again writing as it goes.
-			deferred = false
+	if len(live) == 0 {
+		return
+	}
+	errs, err := g.try(live, true, false)
+	if errs == nil {
+		errs, err = g.try(live, true, true)
+	}
+	if errs == nil {
+		// The group's deferred inserts failed: write as each goes.
+		errs, err = g.try(live, false, true)
+	}
+	for i, r := range live {
+		if errs != nil && errs[i] != nil {
+			r.errc <- errs[i]
 			continue
 		}
-		if failed < 0 {
-			for _, r := range live {
-				r.errc <- err
-			}
-			return
-		}
-		live[failed].errc <- err
-		live = append(live[:failed], live[failed+1:]...)
+		r.errc <- err
 	}
 }
 
-// errFlush is what try returns when the deferred inserts failed.
-const errFlush = -2
-
-// try runs every submission in one transaction. It returns the index of a
-// submission whose fn failed (and that error), errFlush, or -1 with the
-// outcome of the commit.
-func (g *groupCommitter) try(live []*groupReq, deferred bool) (int, error) {
+// try runs the submissions in one transaction and commits. Without
+// savepoints, any failure rolls back and returns nil errs (run again).
+// With savepoints, a failing submission is rolled back to its savepoint
+// and its error kept in errs. Deferred inserts are written just before the
+// commit; if that fails, try returns nil errs. err is the commit's outcome.
+func (g *groupCommitter) try(live []*groupReq, deferred, savepoints bool) (errs []error, err error) {
 	ctx := context.Background()
 	start := time.Now()
 	defer func() {
 		g.batchSize.Observe(float64(len(live)))
 		g.commitSecs.Observe(time.Since(start).Seconds())
 	}()
+	errs = make([]error, len(live))
 	h, err := g.s.backend.begin(ctx)
 	if err != nil {
-		return -1, fmt.Errorf("beginning group transaction: %w", err)
+		return errs, fmt.Errorf("beginning group transaction: %w", err)
 	}
 	tx := &Tx{q: h, h: h, store: g.s, deferred: deferred}
 	for i, r := range live {
-		if err := r.fn(tx); err != nil {
+		if !savepoints {
+			if err := r.fn(tx); err != nil {
+				_ = h.rollback(ctx)
+				return nil, nil
+			}
+			continue
+		}
+		if _, err := h.exec(ctx, "SAVEPOINT submission"); err != nil {
 			_ = h.rollback(ctx)
-			return i, err
+			return errs, fmt.Errorf("group transaction: %w", err)
+		}
+		nLogs, nJobs := len(tx.logArgs), len(tx.jobArgs)
+		if err := r.fn(tx); err != nil {
+			errs[i] = err
+			tx.logArgs, tx.jobArgs = tx.logArgs[:nLogs], tx.jobArgs[:nJobs]
+			tx.heads = nil
+			if _, err := h.exec(ctx, "ROLLBACK TO SAVEPOINT submission"); err != nil {
+				_ = h.rollback(ctx)
+				return errs, fmt.Errorf("group transaction: %w", err)
+			}
+		}
+		if _, err := h.exec(ctx, "RELEASE SAVEPOINT submission"); err != nil {
+			_ = h.rollback(ctx)
+			return errs, fmt.Errorf("group transaction: %w", err)
 		}
 	}
 	if err := tx.flush(ctx); err != nil {
 		_ = h.rollback(ctx)
-		return errFlush, err
+		if !deferred {
+			return errs, err
+		}
+		return nil, nil
 	}
 	if err := h.commit(ctx); err != nil {
-		return -1, fmt.Errorf("committing group transaction: %w", err)
+		return errs, fmt.Errorf("committing group transaction: %w", err)
 	}
-	return -1, nil
+	return errs, nil
 }

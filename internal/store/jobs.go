@@ -129,6 +129,18 @@ func (tx *Tx) RetryJob(ctx context.Context, id, node string, attempt int, runAt 
 	return nil
 }
 
+// ReleaseJob puts back a job the node holds without counting the attempt
+// (the node is stopping and interrupted it).
+func (s *Store) ReleaseJob(ctx context.Context, id, node string, attempt int) error {
+	_, err := s.backend.writer().exec(ctx,
+		`UPDATE jobs SET state = 'available', attempt = attempt - 1, run_at = $1, locked_by = NULL, locked_until = NULL
+		  WHERE id = $2 AND locked_by = $3 AND attempt = $4`, now(), id, node, attempt)
+	if err != nil {
+		return fmt.Errorf("releasing job %s: %w", id, err)
+	}
+	return nil
+}
+
 // ReleaseNodeJobs makes every job left running by node available again.
 // A node calls it as it starts: whatever it was running died with it.
 func (s *Store) ReleaseNodeJobs(ctx context.Context, node string) (int64, error) {

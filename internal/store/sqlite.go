@@ -24,6 +24,8 @@ type sqliteBackend struct {
 	r  *sql.DB // read-only pool
 	ws *stmtCache
 	rs *stmtCache
+
+	unlock func() // releases the data directory
 }
 
 func sqliteDSN(path string, readOnly bool) string {
@@ -52,7 +54,20 @@ func openSQLite(ctx context.Context, cfg Config) (backend, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("creating data directory %s: %w", dir, err)
 	}
-	path := filepath.Join(dir, SQLiteFile)
+	unlock, err := lockDataDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	b, err := openSQLiteFiles(ctx, cfg, filepath.Join(dir, SQLiteFile))
+	if err != nil {
+		unlock()
+		return nil, err
+	}
+	b.unlock = unlock
+	return b, nil
+}
+
+func openSQLiteFiles(ctx context.Context, cfg Config, path string) (*sqliteBackend, error) {
 	w, err := sql.Open("sqlite", sqliteDSN(path, false))
 	if err != nil {
 		return nil, fmt.Errorf("opening %s: %w", path, err)
@@ -97,7 +112,11 @@ func (b *sqliteBackend) begin(ctx context.Context) (txHandle, error) {
 func (b *sqliteBackend) close() error {
 	b.rs.close()
 	b.ws.close()
-	return errors.Join(b.r.Close(), b.w.Close())
+	err := errors.Join(b.r.Close(), b.w.Close())
+	if b.unlock != nil {
+		b.unlock()
+	}
+	return err
 }
 
 func (b *sqliteBackend) isUniqueViolation(err error) bool {

@@ -163,8 +163,9 @@ func (s *Store) InTx(ctx context.Context, fn func(tx *Tx) error) error {
 
 // Submit runs fn inside a shared transaction together with other concurrent
 // submissions (group commit) and returns once that transaction is durable.
-// Each fn runs in its own savepoint: an error from fn rolls back only its
-// own changes and is returned to its caller.
+// An error from fn undoes only fn's changes and is returned to its caller.
+// fn may run more than once (the group is run again when a submission
+// fails), so it must only write through tx.
 func (s *Store) Submit(ctx context.Context, fn func(tx *Tx) error) error {
 	return s.group.submit(ctx, fn)
 }

@@ -70,8 +70,12 @@ func (tx *Tx) TakeUnprocessed(ctx context.Context, ownerID, id string) (*Unproce
 	if err != nil {
 		return nil, fmt.Errorf("loading unprocessed message %s: %w", id, err)
 	}
-	if _, err := tx.q.exec(ctx, `DELETE FROM unprocessed_messages WHERE id = $1`, id); err != nil {
+	n, err := tx.q.exec(ctx, `DELETE FROM unprocessed_messages WHERE id = $1`, id)
+	if err != nil {
 		return nil, fmt.Errorf("deleting unprocessed message %s: %w", id, err)
+	}
+	if n == 0 { // a concurrent retry took it
+		return nil, fmt.Errorf("taking unprocessed message %s: %w", id, ErrNotFound)
 	}
 	return m, nil
 }
