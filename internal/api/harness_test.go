@@ -31,13 +31,35 @@ type env struct {
 
 func newEnv(t *testing.T, backend string) *env {
 	t.Helper()
+	e := newNode(t, storetest.Config(t, backend), "test")
+	if _, err := createAdmin(e); err != nil {
+		t.Fatal(err)
+	}
+	e.signInAdmin()
+	return e
+}
+
+func (e *env) signInAdmin() {
+	var tok struct{ Token string }
+	e.do("POST", "/api/v1/auth/sign-in", "", map[string]string{"email": "admin@example.com", "password": "admin-password"}, http.StatusOK, &tok)
+	e.admin = tok.Token
+}
+
+// newNode starts one Plugboard node (store, engine, HTTP API) on the
+// database cfg names.
+func newNode(t *testing.T, cfg store.Config, nodeID string) *env {
+	t.Helper()
 	ctx := context.Background()
-	st := storetest.Open(t, backend)
+	st, err := store.Open(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = st.Close() })
 	reg := prometheus.NewRegistry()
 	comps := component.NewRegistry()
 	core.Register(comps, core.Deps{HTTP: outbound.NewClient(outbound.Options{AllowPrivate: true}), MaxResponseBytes: 1 << 20})
 	eng, err := engine.New(ctx, engine.Config{
-		Store: st, Registry: comps, Metrics: reg, NodeID: "test", Workers: 32, FetchPollInterval: 10 * time.Millisecond,
+		Store: st, Registry: comps, Metrics: reg, NodeID: nodeID, Workers: 32, FetchPollInterval: 10 * time.Millisecond,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -61,14 +83,7 @@ func newEnv(t *testing.T, backend string) *env {
 		defer cancel()
 		_ = eng.Stop(stopCtx)
 	})
-	if _, err := api.CreateUser(ctx, st, "admin@example.com", "admin-password", store.RoleAdmin, false); err != nil {
-		t.Fatal(err)
-	}
-	e := &env{t: t, store: st, srv: srv}
-	var tok struct{ Token string }
-	e.do("POST", "/api/v1/auth/sign-in", "", map[string]string{"email": "admin@example.com", "password": "admin-password"}, http.StatusOK, &tok)
-	e.admin = tok.Token
-	return e
+	return &env{t: t, store: st, srv: srv}
 }
 
 // do sends a JSON request and checks the status; out, if not nil, receives
@@ -174,4 +189,8 @@ func eventually(t *testing.T, timeout time.Duration, what string, cond func() bo
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+}
+
+func createAdmin(e *env) (*store.User, error) {
+	return api.CreateUser(context.Background(), e.store, "admin@example.com", "admin-password", store.RoleAdmin, false)
 }
