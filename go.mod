@@ -2,6 +2,8 @@ module github.com/plugboard/plugboard
 
 go 1.26.8
 
+// modernc.org/sqlite v1.61.1 pulls a github.com/google/pprof version the
+// module mirror used here does not serve; this one it does.
 replace github.com/google/pprof => github.com/google/pprof v0.0.0-20260906184651-6331bc6350fe
 
 require (
