@@ -2,7 +2,6 @@ package api
 
 import (
 	"encoding/json"
-	"io"
 	"net/http"
 
 	"github.com/google/uuid"
@@ -58,7 +57,7 @@ const timeFormat = "2006-01-02T15:04:05.000Z07:00"
 
 // readFlow decodes and validates a flow document from the request body.
 func (s *Server) readFlow(r *http.Request) (*flow.Document, []byte, error) {
-	body, err := io.ReadAll(http.MaxBytesReader(nil, r.Body, s.cfg.MaxAPIBytes))
+	body, err := readBody(r, s.cfg.MaxAPIBytes)
 	if err != nil {
 		return nil, nil, err
 	}

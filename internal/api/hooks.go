@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"io"
 	"mime"
 	"net/http"
 	"net/url"
@@ -26,13 +25,9 @@ func (s *Server) webhook(w http.ResponseWriter, r *http.Request) error {
 		}
 		return err
 	}
-	raw, err := io.ReadAll(http.MaxBytesReader(nil, r.Body, s.cfg.MaxWebhookBytes))
+	raw, err := readBody(r, s.cfg.MaxWebhookBytes)
 	if err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			return err
-		}
-		return problem(http.StatusBadRequest, "reading request body: %v", err)
+		return err
 	}
 	body, err := decodeWebhookBody(r.Header.Get("Content-Type"), raw)
 	if err != nil {

@@ -197,15 +197,24 @@ func writeJSON(w http.ResponseWriter, status int, v any) error {
 	return nil
 }
 
-// decode reads a JSON request body strictly into v.
-func (s *Server) decode(r *http.Request, v any) error {
-	body, err := io.ReadAll(http.MaxBytesReader(nil, r.Body, s.cfg.MaxAPIBytes))
+// readBody reads at most limit bytes of the request body; more is a 413.
+func readBody(r *http.Request, limit int64) ([]byte, error) {
+	body, err := io.ReadAll(http.MaxBytesReader(nil, r.Body, limit))
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
-			return err
+			return nil, err
 		}
-		return problem(http.StatusBadRequest, "reading request body: %v", err)
+		return nil, problem(http.StatusBadRequest, "reading request body: %v", err)
+	}
+	return body, nil
+}
+
+// decode reads a JSON request body strictly into v.
+func (s *Server) decode(r *http.Request, v any) error {
+	body, err := readBody(r, s.cfg.MaxAPIBytes)
+	if err != nil {
+		return err
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()

@@ -446,15 +446,3 @@ func (c *Compiled) upstream() map[string]map[string]bool {
 	}
 	return up
 }
-
-// Triggers returns the ids of the flow's trigger components of a type.
-func (c *Compiled) Triggers(typ string) []string {
-	var out []string
-	for id, n := range c.Nodes {
-		if n.Type == typ {
-			out = append(out, id)
-		}
-	}
-	slices.Sort(out)
-	return out
-}

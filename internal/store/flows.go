@@ -158,15 +158,31 @@ type FlowFilter struct {
 
 // ListFlows returns flows ordered by id.
 func (s *Store) ListFlows(ctx context.Context, f FlowFilter) ([]*Flow, error) {
+	const page = `SELECT id FROM flows WHERE id > $1 AND ($2 = '' OR owner_id = $2) AND ($3 = '' OR stage = $3) ORDER BY id LIMIT $4`
 	out, err := collect(ctx, s.backend.reader(), "listing flows", scanFlow,
-		`SELECT `+flowCols+` FROM flows WHERE id > $1 AND ($2 = '' OR owner_id = $2) AND ($3 = '' OR stage = $3) ORDER BY id LIMIT $4`,
+		`SELECT `+flowCols+` FROM flows WHERE id IN (`+page+`) ORDER BY id`,
+		f.After, f.OwnerID, f.Stage, f.Limit)
+	if err != nil || len(out) == 0 {
+		return out, err
+	}
+	// The page's webhook tokens in one query, not one per flow.
+	type hook struct{ flow, comp, token string }
+	hooks, err := collect(ctx, s.backend.reader(), "listing flows", func(r row) (hook, error) {
+		var h hook
+		return h, r.Scan(&h.flow, &h.comp, &h.token)
+	}, `SELECT flow_id, component_id, token FROM webhooks WHERE flow_id IN (`+page+`)`,
 		f.After, f.OwnerID, f.Stage, f.Limit)
 	if err != nil {
 		return nil, err
 	}
+	byID := make(map[string]*Flow, len(out))
 	for _, fl := range out {
-		if fl.Webhooks, err = loadWebhooks(ctx, s.backend.reader(), fl.ID); err != nil {
-			return nil, err
+		fl.Webhooks = map[string]string{}
+		byID[fl.ID] = fl
+	}
+	for _, h := range hooks {
+		if fl := byID[h.flow]; fl != nil {
+			fl.Webhooks[h.comp] = h.token
 		}
 	}
 	return out, nil

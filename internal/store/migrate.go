@@ -24,15 +24,3 @@ func migrate(ctx context.Context, dialect goose.Dialect, db *sql.DB, fsys fs.FS,
 	}
 	return nil
 }
-
-// WithMigrationLock runs fn while holding the schema migration lock, so
-// that several nodes starting together on one PostgreSQL database migrate
-// once. On SQLite the data directory lock already excludes other processes.
-func (s *Store) WithMigrationLock(ctx context.Context, fn func(ctx context.Context) error) error {
-	if l, ok := s.backend.(interface {
-		withLock(ctx context.Context, fn func(ctx context.Context) error) error
-	}); ok {
-		return l.withLock(ctx, fn)
-	}
-	return fn(ctx)
-}

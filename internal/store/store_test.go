@@ -103,7 +103,7 @@ func testFlows(t *testing.T, s *store.Store) {
 		t.Fatal(err)
 	}
 	running, err := s.ListFlows(ctx, store.FlowFilter{OwnerID: a.ID, Stage: store.StageRunning, Limit: 10})
-	if err != nil || len(running) != 1 || running[0].Version != 2 {
+	if err != nil || len(running) != 1 || running[0].Version != 2 || running[0].Webhooks["hook"] != "tok1" || running[0].Webhooks["hook2"] != "tok2" {
 		t.Fatalf("ListFlows running = %v, %v", running, err)
 	}
 	if others, _ := s.ListFlows(ctx, store.FlowFilter{OwnerID: b.ID, Limit: 10}); len(others) != 0 {
