@@ -69,28 +69,11 @@ func testCrash(t *testing.T, bin, backend string) {
 	defer sink.Close()
 
 	addr := freeAddr(t)
-	start := func() *exec.Cmd {
-		cmd := exec.Command(bin, "serve")
-		cmd.Env = append(os.Environ(),
-			"PLUGBOARD_ADDR="+addr, "PLUGBOARD_DATA_DIR="+cfg.DataDir, "PLUGBOARD_DATABASE_URL="+cfg.DatabaseURL,
-			"PLUGBOARD_ADMIN_EMAIL=crash@example.com", "PLUGBOARD_ADMIN_PASSWORD=crash-password",
-			"PLUGBOARD_ALLOW_PRIVATE_NETWORKS=true", "PLUGBOARD_NODE_ID=crash-node", "PLUGBOARD_LOG_LEVEL=warn")
-		var stderr bytes.Buffer
-		cmd.Stderr = &stderr
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() {
-			_ = cmd.Process.Kill()
-			_ = cmd.Wait()
-			if t.Failed() {
-				t.Logf("server log:\n%s", stderr.String())
-			}
-		})
-		waitReady(t, "http://"+addr)
-		return cmd
+	start := func() *server {
+		return startServer(t, bin, addr, "PLUGBOARD_DATA_DIR="+cfg.DataDir, "PLUGBOARD_DATABASE_URL="+cfg.DatabaseURL,
+			"PLUGBOARD_NODE_ID=crash-node")
 	}
-	cmd := start()
+	srv := start()
 	base := "http://" + addr
 	token := signIn(t, base)
 	hook := createStartedFlow(t, base, token, sink.URL)
@@ -130,10 +113,10 @@ func testCrash(t *testing.T, bin, backend string) {
 	for count.Load() < 300 && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
 	}
-	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+	if err := srv.cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	_ = cmd.Wait()
+	<-srv.exited
 	close(stop)
 	wg.Wait()
 	total := count.Load()
@@ -212,6 +195,42 @@ func buildBinary(t *testing.T) string {
 		t.Fatalf("building: %v\n%s", buildErr, buildOut)
 	}
 	return buildPath
+}
+
+// server is a running plugboard process.
+type server struct {
+	cmd    *exec.Cmd
+	stderr bytes.Buffer
+	exited chan struct{} // closed when the process has exited
+	err    error         // its exit status, once exited is closed
+}
+
+// startServer runs `plugboard serve` on addr with the test admin and extra
+// environment, waits until it is ready, and kills it when the test ends
+// (showing its log if the test failed).
+func startServer(t *testing.T, bin, addr string, env ...string) *server {
+	t.Helper()
+	s := &server{cmd: exec.Command(bin, "serve"), exited: make(chan struct{})}
+	s.cmd.Env = append(append(os.Environ(), "PLUGBOARD_ADDR="+addr,
+		"PLUGBOARD_ADMIN_EMAIL=crash@example.com", "PLUGBOARD_ADMIN_PASSWORD=crash-password",
+		"PLUGBOARD_ALLOW_PRIVATE_NETWORKS=true", "PLUGBOARD_LOG_LEVEL=warn"), env...)
+	s.cmd.Stderr = &s.stderr
+	if err := s.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		s.err = s.cmd.Wait()
+		close(s.exited)
+	}()
+	t.Cleanup(func() {
+		_ = s.cmd.Process.Kill()
+		<-s.exited
+		if t.Failed() {
+			t.Logf("server log:\n%s", s.stderr.String())
+		}
+	})
+	waitReady(t, "http://"+addr)
+	return s
 }
 
 func freeAddr(t *testing.T) string {

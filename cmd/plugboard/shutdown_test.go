@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"os/exec"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -32,18 +30,8 @@ func TestGracefulStop(t *testing.T) {
 	defer close(release)
 
 	addr := freeAddr(t)
-	cmd := exec.Command(bin, "serve")
-	cmd.Env = append(os.Environ(), "PLUGBOARD_ADDR="+addr, "PLUGBOARD_DATA_DIR="+t.TempDir(),
-		"PLUGBOARD_ADMIN_EMAIL=crash@example.com", "PLUGBOARD_ADMIN_PASSWORD=crash-password",
-		"PLUGBOARD_ALLOW_PRIVATE_NETWORKS=true", "PLUGBOARD_LOG_LEVEL=warn")
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = cmd.Process.Kill() }()
+	srv := startServer(t, bin, addr, "PLUGBOARD_DATA_DIR="+t.TempDir())
 	base := "http://" + addr
-	waitReady(t, base)
 	hook := createStartedFlow(t, base, signIn(t, base), sink.URL)
 	for i := range 3 {
 		resp, err := http.Post(hook, "application/json", bytes.NewReader(fmt.Appendf(nil, `{"n":%d}`, i)))
@@ -59,11 +47,9 @@ func TestGracefulStop(t *testing.T) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+	if err := srv.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
 	// While the steps run, the server has stopped taking requests.
 	deadline = time.Now().Add(5 * time.Second)
 	for {
@@ -82,20 +68,20 @@ func TestGracefulStop(t *testing.T) {
 	}
 	// The steps are still running: the process must wait for them.
 	select {
-	case err := <-exited:
-		t.Fatalf("exited before its running steps finished: %v", err)
+	case <-srv.exited:
+		t.Fatalf("exited before its running steps finished: %v", srv.err)
 	case <-time.After(500 * time.Millisecond):
 	}
 	release <- struct{}{}
 	release <- struct{}{}
 	release <- struct{}{}
 	select {
-	case err := <-exited:
-		if err != nil {
-			t.Fatalf("exit: %v\n%s", err, stderr.String())
+	case <-srv.exited:
+		if srv.err != nil {
+			t.Fatalf("exit: %v", srv.err)
 		}
 	case <-time.After(20 * time.Second):
-		t.Fatalf("did not exit after its steps finished\n%s", stderr.String())
+		t.Fatal("did not exit after its steps finished")
 	}
 	if finished.Load() != 3 {
 		t.Fatalf("%d steps finished, want 3", finished.Load())
