@@ -56,7 +56,7 @@ func parseSettings(args []string) (*settings, error) {
 	fs.StringVar(&s.databaseURL, "database-url", env("PLUGBOARD_DATABASE_URL", ""), "postgres:// URL; empty uses SQLite in the data directory (PLUGBOARD_DATABASE_URL)")
 	fs.StringVar(&s.publicURL, "public-url", env("PLUGBOARD_PUBLIC_URL", ""), "base URL of webhook URLs; default http://<addr> (PLUGBOARD_PUBLIC_URL)")
 	allow := fs.String("allow-private-networks", env("PLUGBOARD_ALLOW_PRIVATE_NETWORKS", "false"), "let outbound calls reach loopback and private addresses (PLUGBOARD_ALLOW_PRIVATE_NETWORKS)")
-	fs.IntVar(&s.workers, "workers", 0, "steps run at once on this node; default 100 (PLUGBOARD_WORKERS)")
+	fs.IntVar(&s.workers, "workers", 0, "steps run at once on this node; default 256 (PLUGBOARD_WORKERS)")
 	fs.StringVar(&s.nodeID, "node-id", env("PLUGBOARD_NODE_ID", ""), "unique name of this node; default the host name and a hash of the data directory (PLUGBOARD_NODE_ID)")
 	fs.StringVar(&s.logLevel, "log-level", env("PLUGBOARD_LOG_LEVEL", "info"), "debug, info, warn or error (PLUGBOARD_LOG_LEVEL)")
 	jobTimeout := fs.String("job-timeout", env("PLUGBOARD_JOB_TIMEOUT", "2m"), "longest a step may run (PLUGBOARD_JOB_TIMEOUT)")
@@ -156,7 +156,11 @@ func serve(ctx context.Context, args []string) error {
 	reg.MustRegister(st.Collectors()...)
 	components := component.NewRegistry()
 	core.Register(components, core.Deps{
-		HTTP:             outbound.NewClient(outbound.Options{AllowPrivate: cfg.allowPrivate}),
+		// Every worker may call the same host at once: keep a connection
+		// for each, rather than dialing anew whenever more than a few ran.
+		HTTP: outbound.NewClient(outbound.Options{
+			AllowPrivate: cfg.allowPrivate, MaxIdleConnsPerHost: cmp.Or(cfg.workers, engine.DefaultWorkers),
+		}),
 		MaxResponseBytes: 10 << 20,
 	})
 	eng, err := engine.New(ctx, engine.Config{

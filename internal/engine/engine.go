@@ -26,6 +26,10 @@ var (
 	ErrNotTrigger     = errors.New("component is not a trigger of this flow")
 )
 
+// DefaultWorkers is how many steps run at once on a node unless
+// Config.Workers says otherwise.
+const DefaultWorkers = 256
+
 // Config configures an Engine.
 type Config struct {
 	Store    *store.Store
@@ -35,7 +39,11 @@ type Config struct {
 	// NodeID names this node in the job queue; a restarted node requeues
 	// the steps it was running when it died. Default: host name.
 	NodeID string
-	// Workers is how many steps run at once on this node (default 100).
+	// Workers is how many steps run at once on this node (default 256).
+	// A step holds its slot while it waits for its result to commit, so
+	// the default is well above what the CPUs could run at once: with
+	// fewer, new steps miss an idle worker, wait in the table and cost a
+	// claim.
 	Workers int
 	// FetchPollInterval is how often idle workers look for new jobs
 	// (default 50ms; on PostgreSQL new jobs are also announced at once).
@@ -61,7 +69,7 @@ func (c *Config) validate() error {
 		h, _ := os.Hostname()
 		c.NodeID = cmp.Or(h, "node")
 	}
-	c.Workers = cmp.Or(c.Workers, 100)
+	c.Workers = cmp.Or(c.Workers, DefaultWorkers)
 	c.FetchPollInterval = cmp.Or(c.FetchPollInterval, 50*time.Millisecond)
 	c.JobTimeout = cmp.Or(c.JobTimeout, 2*time.Minute)
 	c.RescueAfter = cmp.Or(c.RescueAfter, c.JobTimeout+time.Minute)

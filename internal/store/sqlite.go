@@ -38,6 +38,9 @@ func sqliteDSN(path string, readOnly bool) string {
 	// FULL: a commit is on disk before we answer 2xx.
 	q.Add("_pragma", "synchronous(FULL)")
 	q.Add("_pragma", "foreign_keys(1)")
+	// Statement journals (a multi-row insert may have to undo itself) and
+	// temporary tables in memory, not in temporary files.
+	q.Add("_pragma", "temp_store(MEMORY)")
 	if readOnly {
 		q.Add("_pragma", "query_only(1)")
 	} else {
