@@ -64,13 +64,15 @@ func (q *queue) wake1() {
 
 func (q *queue) start(ctx context.Context) error {
 	// Whatever this node was running when it last stopped died with it.
-	n, err := q.store.ReleaseNodeJobs(ctx, q.node)
+	n, exhausted, err := q.store.ReleaseNodeJobs(ctx, q.node, q.lease)
 	if err != nil {
 		return err
 	}
-	if n > 0 {
-		q.e.log.LogAttrs(ctx, slog.LevelWarn, "requeued steps interrupted by an earlier stop", slog.Int64("jobs", n), slog.String("node", q.node))
+	if n > 0 || len(exhausted) > 0 {
+		q.e.log.LogAttrs(ctx, slog.LevelWarn, "requeued steps interrupted by an earlier stop", slog.Int64("jobs", n),
+			slog.Int("lastAttempts", len(exhausted)), slog.String("node", q.node))
 	}
+	q.e.settleExhausted(ctx, exhausted)
 	dctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	q.stopDispatch = cancel
 	q.jobCtx, q.cancelJob = context.WithCancel(context.WithoutCancel(ctx))
@@ -93,11 +95,14 @@ func (q *queue) dispatch(ctx context.Context) {
 			nextPrune = time.Now().Add(10 * time.Minute)
 		}
 		if time.Now().After(nextRescue) {
-			if n, err := q.store.RescueExpiredJobs(ctx); err != nil {
+			n, exhausted, err := q.store.RescueExpiredJobs(ctx, q.node, q.lease)
+			if err != nil {
 				q.e.log.LogAttrs(ctx, slog.LevelWarn, "rescuing expired jobs", slog.String("error", err.Error()))
-			} else if n > 0 {
-				q.e.log.LogAttrs(ctx, slog.LevelWarn, "rescued steps whose node stopped answering", slog.Int64("jobs", n))
+			} else if n > 0 || len(exhausted) > 0 {
+				q.e.log.LogAttrs(ctx, slog.LevelWarn, "rescued steps whose node stopped answering", slog.Int64("jobs", n),
+					slog.Int("lastAttempts", len(exhausted)))
 			}
+			q.e.settleExhausted(ctx, exhausted)
 			nextRescue = time.Now().Add(rescueEvery)
 		}
 		// Take the worker slots before claiming, so that claimed jobs

@@ -48,7 +48,7 @@ func (e *Engine) newJobs(jobs []stepArgs) (nj []store.NewJob, reserved int) {
 		return nil, 0
 	}
 	reserved = e.q.reserve(len(jobs))
-	lease := time.Now().Add(e.q.lease)
+	lease := e.store.Now().Add(e.q.lease)
 	nj = make([]store.NewJob, len(jobs))
 	for i := range jobs {
 		nj[i] = store.NewJob{ID: jobs[i].MessageID, MaxAttempts: jobs[i].MaxAttempts, Args: jobs[i].encode()}
@@ -57,6 +57,23 @@ func (e *Engine) newJobs(jobs []stepArgs) (nj []store.NewJob, reserved int) {
 		}
 	}
 	return nj, reserved
+}
+
+// errNodeLost fails a step whose node stopped during its last attempt.
+var errNodeLost = errors.New("the node running the last attempt of this step stopped before it finished; " +
+	"the call may or may not have been made")
+
+// settleExhausted moves jobs whose node died during their last attempt to
+// the unprocessed store instead of running them once more than allowed.
+// The store has handed them to this node.
+func (e *Engine) settleExhausted(ctx context.Context, jobs []store.Job) {
+	for _, j := range jobs {
+		var a stepArgs
+		if err := json.Unmarshal(j.Args, &a); err != nil {
+			a.MessageID = j.ID
+		}
+		e.fail(ctx, j, a, time.Now(), errNodeLost)
+	}
 }
 
 // errFlowGone fails the steps of a deleted flow. Their messages still go to
@@ -303,7 +320,7 @@ func (e *Engine) fail(ctx context.Context, j store.Job, a stepArgs, start time.T
 	var err error
 	if !final {
 		e.metrics.retries.Inc()
-		next := time.Now().Add(backoff(j.Attempt, a.InitialInterval, a.MaxInterval))
+		next := e.store.Now().Add(backoff(j.Attempt, a.InitialInterval, a.MaxInterval))
 		err = e.store.Submit(wctx, func(tx *store.Tx) error {
 			if err := tx.RetryJob(wctx, j.ID, e.cfg.NodeID, j.Attempt, next, cause.Error()); err != nil {
 				return err

@@ -41,7 +41,7 @@ func scanFlow(r row) (*Flow, error) {
 // CreateFlow inserts f with its webhook tokens.
 func (s *Store) CreateFlow(ctx context.Context, f *Flow) error {
 	return s.InTx(ctx, func(tx *Tx) error {
-		f.CreatedAt = now()
+		f.CreatedAt = s.nowMS()
 		f.UpdatedAt = f.CreatedAt
 		f.Version = 1
 		_, err := tx.q.exec(ctx,
@@ -59,7 +59,7 @@ func (s *Store) CreateFlow(ctx context.Context, f *Flow) error {
 // is filled with the final tokens.
 func (s *Store) UpdateFlow(ctx context.Context, f *Flow) error {
 	return s.InTx(ctx, func(tx *Tx) error {
-		f.UpdatedAt = now()
+		f.UpdatedAt = s.nowMS()
 		n, err := tx.q.exec(ctx,
 			`UPDATE flows SET name = $1, document = $2, version = version + 1, updated_at = $3 WHERE id = $4 AND owner_id = $5`,
 			f.Name, string(f.Document), f.UpdatedAt, f.ID, f.OwnerID)
@@ -192,7 +192,7 @@ func (s *Store) ListFlows(ctx context.Context, f FlowFilter) ([]*Flow, error) {
 func (s *Store) SetFlowStage(ctx context.Context, ownerID, id, stage string) error {
 	n, err := s.backend.writer().exec(ctx,
 		`UPDATE flows SET stage = $1, updated_at = $2 WHERE id = $3 AND ($4 = '' OR owner_id = $4)`,
-		stage, now(), id, ownerID)
+		stage, s.nowMS(), id, ownerID)
 	if err != nil {
 		return fmt.Errorf("setting stage of flow %s: %w", id, err)
 	}

@@ -47,7 +47,7 @@ func (tx *Tx) EnqueueJobs(ctx context.Context, jobs []NewJob) error {
 		return nil
 	}
 	args := make([]any, 0, len(jobs)*9)
-	created := now()
+	created := tx.store.nowMS()
 	for _, j := range jobs {
 		runAt := created
 		if !j.RunAt.IsZero() {
@@ -72,7 +72,7 @@ func (tx *Tx) EnqueueJobs(ctx context.Context, jobs []NewJob) error {
 // ClaimJobs marks up to n due jobs as running on node, with a lease until
 // now+lease, and returns them with their attempt counted.
 func (tx *Tx) ClaimJobs(ctx context.Context, node string, n int, lease time.Duration) ([]Job, error) {
-	t := now()
+	t := tx.store.nowMS()
 	lock := ""
 	if tx.store.name == BackendPostgres {
 		lock = " FOR UPDATE SKIP LOCKED"
@@ -85,19 +85,24 @@ func (tx *Tx) ClaimJobs(ctx context.Context, node string, n int, lease time.Dura
 	if err != nil {
 		return nil, fmt.Errorf("claiming jobs: %w", err)
 	}
+	return scanJobs(rs, "claiming jobs")
+}
+
+// scanJobs reads rows of (id, attempt, max_attempts, args).
+func scanJobs(rs rows, what string) ([]Job, error) {
 	defer rs.Close()
 	var out []Job
 	for rs.Next() {
 		var j Job
 		var a string
 		if err := rs.Scan(&j.ID, &j.Attempt, &j.MaxAttempts, &a); err != nil {
-			return nil, fmt.Errorf("claiming jobs: %w", err)
+			return nil, fmt.Errorf("%s: %w", what, err)
 		}
 		j.Args = []byte(a)
 		out = append(out, j)
 	}
 	if err := rs.Err(); err != nil {
-		return nil, fmt.Errorf("claiming jobs: %w", err)
+		return nil, fmt.Errorf("%s: %w", what, err)
 	}
 	return out, nil
 }
@@ -134,36 +139,62 @@ func (tx *Tx) RetryJob(ctx context.Context, id, node string, attempt int, runAt 
 func (s *Store) ReleaseJob(ctx context.Context, id, node string, attempt int) error {
 	_, err := s.backend.writer().exec(ctx,
 		`UPDATE jobs SET state = 'available', attempt = attempt - 1, run_at = $1, locked_by = NULL, locked_until = NULL
-		  WHERE id = $2 AND locked_by = $3 AND attempt = $4`, now(), id, node, attempt)
+		  WHERE id = $2 AND locked_by = $3 AND attempt = $4`, s.nowMS(), id, node, attempt)
 	if err != nil {
 		return fmt.Errorf("releasing job %s: %w", id, err)
 	}
 	return nil
 }
 
-// ReleaseNodeJobs makes every job left running by node available again.
-// A node calls it as it starts: whatever it was running died with it.
-func (s *Store) ReleaseNodeJobs(ctx context.Context, node string) (int64, error) {
-	n, err := s.backend.writer().exec(ctx,
-		`UPDATE jobs SET state = 'available', run_at = $1, locked_by = NULL, locked_until = NULL
-		  WHERE state = 'running' AND locked_by = $2`, now(), node)
+// ReleaseNodeJobs makes the jobs left running by node available again. A
+// node calls it as it starts: whatever it was running died with it. Jobs
+// that died in their last attempt are not run again: they stay with node,
+// under a fresh lease, and are returned so that the node moves them to the
+// unprocessed store.
+func (s *Store) ReleaseNodeJobs(ctx context.Context, node string, lease time.Duration) (released int64, exhausted []Job, err error) {
+	t := s.nowMS()
+	rs, err := s.backend.writer().query(ctx,
+		`UPDATE jobs SET locked_until = $1
+		  WHERE state = 'running' AND locked_by = $2 AND attempt >= max_attempts
+		 RETURNING id, attempt, max_attempts, args`, t+lease.Milliseconds(), node)
 	if err != nil {
-		return 0, fmt.Errorf("releasing jobs of node %s: %w", node, err)
+		return 0, nil, fmt.Errorf("releasing jobs of node %s: %w", node, err)
 	}
-	return n, nil
+	if exhausted, err = scanJobs(rs, "releasing jobs of node "+node); err != nil {
+		return 0, nil, err
+	}
+	released, err = s.backend.writer().exec(ctx,
+		`UPDATE jobs SET state = 'available', run_at = $1, locked_by = NULL, locked_until = NULL
+		  WHERE state = 'running' AND locked_by = $2 AND attempt < max_attempts`, t, node)
+	if err != nil {
+		return 0, exhausted, fmt.Errorf("releasing jobs of node %s: %w", node, err)
+	}
+	return released, exhausted, nil
 }
 
 // RescueExpiredJobs makes running jobs whose lease ran out available again
-// (their node died or hangs).
-func (s *Store) RescueExpiredJobs(ctx context.Context) (int64, error) {
-	t := now()
-	n, err := s.backend.writer().exec(ctx,
+// (their node died or hangs). Those that were in their last attempt are
+// not run again: node takes them over, under a fresh lease, and they are
+// returned so that node moves them to the unprocessed store.
+func (s *Store) RescueExpiredJobs(ctx context.Context, node string, lease time.Duration) (rescued int64, exhausted []Job, err error) {
+	t := s.nowMS()
+	rs, err := s.backend.writer().query(ctx,
+		`UPDATE jobs SET locked_by = $1, locked_until = $2
+		  WHERE state = 'running' AND locked_until < $3 AND attempt >= max_attempts
+		 RETURNING id, attempt, max_attempts, args`, node, t+lease.Milliseconds(), t)
+	if err != nil {
+		return 0, nil, fmt.Errorf("rescuing expired jobs: %w", err)
+	}
+	if exhausted, err = scanJobs(rs, "rescuing expired jobs"); err != nil {
+		return 0, nil, err
+	}
+	rescued, err = s.backend.writer().exec(ctx,
 		`UPDATE jobs SET state = 'available', run_at = $1, locked_by = NULL, locked_until = NULL
 		  WHERE state = 'running' AND locked_until < $1`, t)
 	if err != nil {
-		return 0, fmt.Errorf("rescuing expired jobs: %w", err)
+		return 0, exhausted, fmt.Errorf("rescuing expired jobs: %w", err)
 	}
-	return n, nil
+	return rescued, exhausted, nil
 }
 
 // JobCounts returns the number of jobs per state.

@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"time"
 
@@ -34,6 +35,11 @@ type Config struct {
 	DataDir string
 	// ReadConns is the size of the SQLite read pool (default 4).
 	ReadConns int
+	// Logger receives the store's warnings (default: discarded).
+	Logger *slog.Logger
+	// Clock is this node's clock (default time.Now); tests skew it. The
+	// store corrects it to the database's clock (see Store.Now).
+	Clock func() time.Time
 }
 
 // Store is the application's storage.
@@ -41,6 +47,9 @@ type Store struct {
 	backend backend
 	name    string
 	group   *groupCommitter
+	clock   *clock
+	// stopClock ends the PostgreSQL clock measurements.
+	stopClock context.CancelFunc
 }
 
 // backend is what differs between SQLite and PostgreSQL: how connections
@@ -97,7 +106,20 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Store{backend: b, name: name}
+	s := &Store{backend: b, name: name, clock: newClock(cfg.Clock), stopClock: func() {}}
+	if name == BackendPostgres {
+		if err := s.clock.sync(ctx, s.databaseNow); err != nil {
+			_ = b.close()
+			return nil, err
+		}
+		log := cfg.Logger
+		if log == nil {
+			log = slog.New(slog.DiscardHandler)
+		}
+		var cctx context.Context
+		cctx, s.stopClock = context.WithCancel(context.WithoutCancel(ctx))
+		go s.clock.keepSynced(cctx, log, s.databaseNow)
+	}
 	s.group = newGroupCommitter(s)
 	return s, nil
 }
@@ -126,6 +148,7 @@ func (s *Store) Ping(ctx context.Context) error {
 
 // Close stops the group committer and closes every connection.
 func (s *Store) Close() error {
+	s.stopClock()
 	s.group.close()
 	return s.backend.close()
 }
@@ -170,7 +193,12 @@ func (s *Store) Submit(ctx context.Context, fn func(tx *Tx) error) error {
 	return s.group.submit(ctx, fn)
 }
 
-func now() int64 { return time.Now().UnixMilli() }
+// databaseNow reads the database server's clock (PostgreSQL).
+func (s *Store) databaseNow(ctx context.Context) (time.Time, error) {
+	var us int64
+	err := s.backend.reader().queryRow(ctx, `SELECT (EXTRACT(EPOCH FROM clock_timestamp()) * 1000000)::BIGINT`).Scan(&us)
+	return time.UnixMicro(us), err
+}
 
 // FromMillis converts a stored timestamp.
 func FromMillis(ms int64) time.Time { return time.UnixMilli(ms).UTC() }

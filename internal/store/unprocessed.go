@@ -22,7 +22,7 @@ type UnprocessedMessage struct {
 // PutUnprocessed stores m inside tx (replacing an earlier entry of the same
 // message, should a step be dead-lettered twice after a crash).
 func (tx *Tx) PutUnprocessed(ctx context.Context, m *UnprocessedMessage) error {
-	m.CreatedAt = now()
+	m.CreatedAt = tx.store.nowMS()
 	_, err := tx.q.exec(ctx,
 		`INSERT INTO unprocessed_messages (id, flow_id, owner_id, component_id, attempts, error, message, created_at)
 		 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)

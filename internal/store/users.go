@@ -41,7 +41,7 @@ func notFound(err error) error {
 
 // CreateUser inserts u. A taken email is ErrConflict.
 func (s *Store) CreateUser(ctx context.Context, u *User) error {
-	u.CreatedAt = now()
+	u.CreatedAt = s.nowMS()
 	_, err := s.backend.writer().exec(ctx,
 		`INSERT INTO users (id, email, password_hash, role, virtual, created_at) VALUES ($1, $2, $3, $4, $5, $6)`,
 		u.ID, u.Email, u.PasswordHash, u.Role, u.Virtual, u.CreatedAt)
@@ -101,7 +101,7 @@ func (s *Store) CountUsers(ctx context.Context) (int, error) {
 func (s *Store) CreateToken(ctx context.Context, t *Token) error {
 	_, err := s.backend.writer().exec(ctx,
 		`INSERT INTO tokens (id, user_id, secret_hash, created_at) VALUES ($1, $2, $3, $4)`,
-		t.ID, t.UserID, t.SecretHash, now())
+		t.ID, t.UserID, t.SecretHash, s.nowMS())
 	if err != nil {
 		return fmt.Errorf("creating token: %w", err)
 	}
