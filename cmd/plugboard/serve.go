@@ -155,6 +155,7 @@ func serve(ctx context.Context, args []string) error {
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	reg.MustRegister(st.Collectors()...)
 	components := component.NewRegistry()
+	replies := engine.NewReplies(st)
 	core.Register(components, core.Deps{
 		// Every worker may call the same host at once: keep a connection
 		// for each, rather than dialing anew whenever more than a few ran.
@@ -162,6 +163,7 @@ func serve(ctx context.Context, args []string) error {
 			AllowPrivate: cfg.allowPrivate, MaxIdleConnsPerHost: cmp.Or(cfg.workers, engine.DefaultWorkers),
 		}),
 		MaxResponseBytes: 10 << 20,
+		Replies:          replies,
 	})
 	eng, err := engine.New(ctx, engine.Config{
 		Store: st, Registry: components, Logger: log, Metrics: reg,
@@ -172,6 +174,7 @@ func serve(ctx context.Context, args []string) error {
 	}
 	srv, err := api.New(api.Config{
 		Store: st, Engine: eng, Registry: components, Logger: log, Metrics: reg, Gatherer: reg, PublicURL: cfg.publicURL,
+		Replies: replies,
 	})
 	if err != nil {
 		return err

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"sync"
 	"testing"
 	"time"
 
@@ -27,6 +28,9 @@ type env struct {
 	store *store.Store
 	srv   *httptest.Server
 	admin string // admin token
+	// shutdown stops the node (server, engine, store); it also runs when
+	// the test ends.
+	shutdown func()
 }
 
 func newEnv(t *testing.T, backend string) *env {
@@ -54,12 +58,13 @@ func newNode(t *testing.T, cfg store.Config, nodeID string) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = st.Close() })
 	reg := prometheus.NewRegistry()
 	comps := component.NewRegistry()
-	core.Register(comps, core.Deps{HTTP: outbound.NewClient(outbound.Options{AllowPrivate: true}), MaxResponseBytes: 1 << 20})
+	replies := engine.NewReplies(st)
+	core.Register(comps, core.Deps{HTTP: outbound.NewClient(outbound.Options{AllowPrivate: true}), MaxResponseBytes: 1 << 20, Replies: replies})
 	eng, err := engine.New(ctx, engine.Config{
 		Store: st, Registry: comps, Metrics: reg, NodeID: nodeID, Workers: 32, FetchPollInterval: 10 * time.Millisecond,
+		SchedulePoll: 20 * time.Millisecond,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -68,7 +73,7 @@ func newNode(t *testing.T, cfg store.Config, nodeID string) *env {
 	// listener exists.
 	var handler http.Handler
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { handler.ServeHTTP(w, r) }))
-	a, err := api.New(api.Config{Store: st, Engine: eng, Registry: comps, Metrics: reg, Gatherer: reg, PublicURL: srv.URL})
+	a, err := api.New(api.Config{Store: st, Engine: eng, Registry: comps, Metrics: reg, Gatherer: reg, PublicURL: srv.URL, Replies: replies})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -77,13 +82,18 @@ func newNode(t *testing.T, cfg store.Config, nodeID string) *env {
 	if err := eng.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		srv.Close()
-		stopCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		_ = eng.Stop(stopCtx)
-	})
-	return &env{t: t, store: st, srv: srv}
+	var once sync.Once
+	shutdown := func() {
+		once.Do(func() {
+			srv.Close()
+			stopCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			_ = eng.Stop(stopCtx)
+			_ = st.Close()
+		})
+	}
+	t.Cleanup(shutdown)
+	return &env{t: t, store: st, srv: srv, shutdown: shutdown}
 }
 
 // do sends a JSON request and checks the status; out, if not nil, receives

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/plugboard/plugboard/internal/connectors/core"
 	"github.com/plugboard/plugboard/internal/engine"
 	"github.com/plugboard/plugboard/internal/store"
 )
@@ -18,7 +19,7 @@ import (
 // webhook accepts a request to a core.Webhook URL and answers 202 once the
 // message is durable.
 func (s *Server) webhook(w http.ResponseWriter, r *http.Request) error {
-	target, err := s.hooks.resolve(r.Context(), s.store, r.PathValue("token"))
+	target, err := s.hooks.resolve(r.Context(), s.store, s.engine, r.PathValue("token"))
 	if err != nil {
 		if errors.Is(err, store.ErrNotFound) {
 			return problem(http.StatusNotFound, "no such webhook")
@@ -39,7 +40,16 @@ func (s *Server) webhook(w http.ResponseWriter, r *http.Request) error {
 		"query":   flatten(r.URL.Query()),
 		"body":    body,
 	}
-	corr, err := s.engine.Accept(r.Context(), engine.Event{FlowID: target.FlowID, ComponentID: target.ComponentID, Output: out})
+	ev := engine.Event{FlowID: target.FlowID, ComponentID: target.ComponentID, Output: out}
+	var waiter *engine.Waiter
+	if target.wait {
+		// Wait for the run's reply: register before the run starts, so
+		// that a quick reply is not missed.
+		ev.CorrelationID = engine.NewCorrelationID()
+		waiter = s.cfg.Replies.Expect(ev.CorrelationID)
+		defer waiter.Close()
+	}
+	corr, err := s.engine.Accept(r.Context(), ev)
 	if err != nil {
 		switch {
 		case errors.Is(err, engine.ErrFlowNotRunning):
@@ -49,7 +59,24 @@ func (s *Server) webhook(w http.ResponseWriter, r *http.Request) error {
 		}
 		return err
 	}
-	return writeJSON(w, http.StatusAccepted, map[string]string{"correlationId": corr})
+	if waiter == nil {
+		return writeJSON(w, http.StatusAccepted, map[string]string{"correlationId": corr})
+	}
+	rep, err := waiter.Wait(r.Context(), target.timeout)
+	if errors.Is(err, engine.ErrNoReply) {
+		return problem(http.StatusGatewayTimeout, "the flow did not reply within %s (correlation id %s); the message is stored and the run goes on",
+			target.timeout, corr)
+	}
+	if err != nil {
+		return err
+	}
+	for k, v := range rep.Headers {
+		w.Header().Set(k, v)
+	}
+	w.Header().Set("Plugboard-Correlation-Id", corr)
+	w.WriteHeader(rep.Status)
+	_, _ = w.Write(rep.Body)
+	return nil
 }
 
 // hookCache remembers webhook tokens for a second: a busy webhook resolves
@@ -62,8 +89,16 @@ type hookCache struct {
 }
 
 type cachedHook struct {
-	target store.WebhookTarget
+	target hookTarget
 	at     time.Time
+}
+
+// hookTarget is a webhook's flow and component, and whether its requests
+// wait for the run's reply (mode "wait") and for how long.
+type hookTarget struct {
+	store.WebhookTarget
+	wait    bool
+	timeout time.Duration
 }
 
 const (
@@ -71,16 +106,24 @@ const (
 	hookCacheSize = 10000
 )
 
-func (c *hookCache) resolve(ctx context.Context, st *store.Store, token string) (store.WebhookTarget, error) {
+func (c *hookCache) resolve(ctx context.Context, st *store.Store, eng *engine.Engine, token string) (hookTarget, error) {
 	c.mu.RLock()
 	h, ok := c.m[token]
 	c.mu.RUnlock()
 	if ok && time.Since(h.at) < hookCacheTTL {
 		return h.target, nil
 	}
-	t, err := st.Webhook(ctx, token)
+	wt, err := st.Webhook(ctx, token)
 	if err != nil {
-		return t, err
+		return hookTarget{}, err
+	}
+	t := hookTarget{WebhookTarget: wt}
+	props, err := eng.TriggerProperties(ctx, wt.FlowID, wt.ComponentID)
+	if err != nil {
+		return hookTarget{}, err
+	}
+	if t.wait, t.timeout, err = core.WebhookWait(props); err != nil {
+		return hookTarget{}, problem(http.StatusInternalServerError, "%v", err)
 	}
 	c.mu.Lock()
 	if c.m == nil || len(c.m) >= hookCacheSize {

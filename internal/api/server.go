@@ -40,6 +40,10 @@ type Config struct {
 	MaxWebhookBytes int64
 	// MaxAPIBytes caps API request bodies (default 1 MiB).
 	MaxAPIBytes int64
+	// Replies brings core.Response answers to webhooks in mode "wait"; the
+	// same box must be given to the core components (core.Deps.Replies).
+	// Default: a box of its own, which only replies made through it reach.
+	Replies *engine.Replies
 }
 
 // Server is the HTTP API.
@@ -68,6 +72,9 @@ func New(cfg Config) (*Server, error) {
 	cfg.MaxWebhookBytes = cmp.Or(cfg.MaxWebhookBytes, 1<<20)
 	cfg.MaxAPIBytes = cmp.Or(cfg.MaxAPIBytes, 1<<20)
 	cfg.PublicURL = strings.TrimRight(cfg.PublicURL, "/")
+	if cfg.Replies == nil {
+		cfg.Replies = engine.NewReplies(cfg.Store)
+	}
 	s := &Server{cfg: cfg, store: cfg.Store, engine: cfg.Engine, log: cfg.Logger}
 	s.requests = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "plugboard_http_requests_total", Help: "HTTP requests by route and status code.",
@@ -128,8 +135,11 @@ func (s *Server) routes() http.Handler {
 	authed("DELETE /api/v1/flows/{id}", s.deleteFlow)
 	authed("POST /api/v1/flows/{id}", s.flowCommand)
 	authed("GET /api/v1/flows/{id}/logs", s.flowLogs)
+	authed("GET /api/v1/flows/{id}/components/{componentId}/variables", s.flowVariables)
 
 	authed("GET /api/v1/components", s.listComponents)
+
+	authed("POST /api/v1/app-events/{event}", s.appEvent)
 
 	authed("GET /api/v1/unprocessed-messages", s.listUnprocessed)
 	authed("POST /api/v1/unprocessed-messages/{id}/retry", s.retryUnprocessed)

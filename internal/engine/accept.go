@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -16,6 +17,9 @@ type Event struct {
 	FlowID      string
 	ComponentID string
 	Output      any
+	// CorrelationID, when set, is the id of the run this event starts
+	// (see NewCorrelationID); otherwise a fresh one is made.
+	CorrelationID string
 }
 
 // Accept starts a flow run from a trigger event. It returns the run's
@@ -51,46 +55,92 @@ func (e *Engine) Accept(ctx context.Context, ev Event) (string, error) {
 var errStaleFlow = errors.New("flow changed")
 
 func (e *Engine) accept(ctx context.Context, cf *cachedFlow, ev Event) (string, error) {
+	r, err := e.prepare(ctx, cf, ev)
+	if err != nil {
+		return "", err
+	}
+	err = e.store.Submit(ctx, func(tx *store.Tx) error {
+		if err := r.check(ctx, tx); err != nil {
+			return err
+		}
+		return r.write(ctx, tx)
+	})
+	if err != nil {
+		e.abandon(r)
+		return "", err
+	}
+	e.started(r)
+	return r.meta.correlationID, nil
+}
+
+// pendingRun is a trigger event routed through its flow: the logs and jobs
+// of a new run, ready to commit, and the worker slots reserved for them.
+type pendingRun struct {
+	ev       Event
+	version  int64 // of the flow the event was routed through
+	meta     msgMeta
+	plan     *plan
+	jobs     []store.NewJob
+	reserved int
+}
+
+// prepare routes ev through the compiled flow cf: inline components run,
+// I/O components become jobs. Nothing is written yet.
+func (e *Engine) prepare(ctx context.Context, cf *cachedFlow, ev Event) (*pendingRun, error) {
 	// A stopped flow is refused before it costs the group commit anything;
 	// the transaction checks again.
 	if cf.head.Stage != store.StageRunning {
-		return "", ErrFlowNotRunning
+		return nil, ErrFlowNotRunning
 	}
 	n, ok := cf.compiled.Nodes[ev.ComponentID]
 	if !ok || n.Spec.Kind != component.KindTrigger {
-		return "", ErrNotTrigger
+		return nil, ErrNotTrigger
 	}
 	start := time.Now()
-	meta := msgMeta{flowID: ev.FlowID, ownerID: cf.head.OwnerID, correlationID: newID()}
+	meta := msgMeta{flowID: ev.FlowID, ownerID: cf.head.OwnerID, correlationID: cmp.Or(ev.CorrelationID, newID())}
 	p := &plan{}
 	out := encodeEmits([]component.Emit{{Port: component.PortOut, Value: ev.Output}})
 	p.logs = append(p.logs, e.logEntry(meta, n.ID, newID(), 1, store.StatusAccepted, 0, nil, out[0].raw, nil))
 	e.route(ctx, p, meta, n, out, newScope())
 	p.logs[0].DurationUS = time.Since(start).Microseconds()
 	jobs, reserved := e.newJobs(p.jobs)
-	err := e.store.Submit(ctx, func(tx *store.Tx) error {
-		stage, version, err := tx.FlowStage(ctx, ev.FlowID)
-		if err != nil {
-			return err
-		}
-		if version != cf.head.Version {
-			return errStaleFlow
-		}
-		if stage != store.StageRunning {
-			return ErrFlowNotRunning
-		}
-		if err := tx.InsertLogs(ctx, p.logs); err != nil {
-			return err
-		}
-		return tx.EnqueueJobs(ctx, jobs)
-	})
+	return &pendingRun{ev: ev, version: cf.head.Version, meta: meta, plan: p, jobs: jobs, reserved: reserved}, nil
+}
+
+// check makes sure, inside tx, that the flow still runs the version r was
+// routed through: errStaleFlow if it changed, ErrFlowNotRunning if it
+// stopped, store.ErrNotFound if it is gone.
+func (r *pendingRun) check(ctx context.Context, tx *store.Tx) error {
+	stage, version, err := tx.FlowStage(ctx, r.ev.FlowID)
 	if err != nil {
-		e.q.unreserve(reserved)
-		return "", err
+		return err
 	}
-	e.q.handOff(jobs, p.jobs, reserved)
+	if version != r.version {
+		return errStaleFlow
+	}
+	if stage != store.StageRunning {
+		return ErrFlowNotRunning
+	}
+	return nil
+}
+
+// write inserts r's logs and jobs in tx.
+func (r *pendingRun) write(ctx context.Context, tx *store.Tx) error {
+	if err := tx.InsertLogs(ctx, r.plan.logs); err != nil {
+		return err
+	}
+	return tx.EnqueueJobs(ctx, r.jobs)
+}
+
+// started hands r's reserved jobs, now committed, to this node's workers.
+func (e *Engine) started(r *pendingRun) {
+	e.q.handOff(r.jobs, r.plan.jobs, r.reserved)
 	e.metrics.accepted.Inc()
-	return meta.correlationID, nil
+}
+
+// abandon gives back the worker slots of a run that was not committed.
+func (e *Engine) abandon(r *pendingRun) {
+	e.q.unreserve(r.reserved)
 }
 
 // RetryUnprocessed puts a dead-lettered message back on the queue with the

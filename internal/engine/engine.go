@@ -48,6 +48,9 @@ type Config struct {
 	// FetchPollInterval is how often idle workers look for new jobs
 	// (default 50ms; on PostgreSQL new jobs are also announced at once).
 	FetchPollInterval time.Duration
+	// SchedulePoll is how often a node looks for due core.Schedule runs
+	// (default 250ms).
+	SchedulePoll time.Duration
 	// JobTimeout bounds one step (default 2m).
 	JobTimeout time.Duration
 	// RescueAfter is when another node takes over a step whose node died
@@ -71,6 +74,7 @@ func (c *Config) validate() error {
 	}
 	c.Workers = cmp.Or(c.Workers, DefaultWorkers)
 	c.FetchPollInterval = cmp.Or(c.FetchPollInterval, 50*time.Millisecond)
+	c.SchedulePoll = cmp.Or(c.SchedulePoll, 250*time.Millisecond)
 	c.JobTimeout = cmp.Or(c.JobTimeout, 2*time.Minute)
 	c.RescueAfter = cmp.Or(c.RescueAfter, c.JobTimeout+time.Minute)
 	if c.RescueAfter <= c.JobTimeout {
@@ -90,6 +94,9 @@ type Engine struct {
 	q       *queue
 	flows   flowCache
 	metrics *metrics
+
+	stopSchedules context.CancelFunc
+	schedulesDone chan struct{}
 }
 
 // New prepares an engine. Start requeues the steps an earlier run of this
@@ -114,12 +121,19 @@ func (e *Engine) Start(ctx context.Context) error {
 	if err := e.q.start(ctx); err != nil {
 		return fmt.Errorf("starting job queue: %w", err)
 	}
+	sctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	e.stopSchedules, e.schedulesDone = cancel, make(chan struct{})
+	go e.schedules(sctx, e.schedulesDone)
 	return nil
 }
 
 // Stop stops fetching jobs and waits for running steps to finish (or ctx
 // to end, at which point unfinished steps are left to be requeued).
 func (e *Engine) Stop(ctx context.Context) error {
+	if e.stopSchedules != nil {
+		e.stopSchedules()
+		<-e.schedulesDone
+	}
 	if err := e.q.stop(ctx); err != nil {
 		return fmt.Errorf("stopping job queue: %w", err)
 	}

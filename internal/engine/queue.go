@@ -151,6 +151,10 @@ func (q *queue) pruneLogs(ctx context.Context) {
 	} else if n > 0 {
 		q.e.log.LogAttrs(ctx, slog.LevelInfo, "pruned invocation logs", slog.Int64("deleted", n))
 	}
+	// Replies nobody waited for (a Response in a run no webhook waits on).
+	if _, err := q.store.DeleteWebhookRepliesBefore(ctx, q.store.Now().Add(-time.Hour)); err != nil {
+		q.e.log.LogAttrs(ctx, slog.LevelWarn, "pruning webhook replies", slog.String("error", err.Error()))
+	}
 }
 
 func (q *queue) claim(ctx context.Context, n int) ([]store.Job, error) {

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -8,6 +9,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"runtime/debug"
+	"slices"
 	"time"
 	"unicode/utf8"
 
@@ -38,6 +40,9 @@ type stepArgs struct {
 	// input and scope decoded, so the worker does not decode them again.
 	input any
 	scope *scope
+	// runAt, when set, is when a deferred step (core.Delay) comes due; such
+	// a job waits in the table, never on a worker.
+	runAt time.Time
 }
 
 // newJobs encodes jobs for the queue. As many as there are idle workers
@@ -47,16 +52,29 @@ func (e *Engine) newJobs(jobs []stepArgs) (nj []store.NewJob, reserved int) {
 	if len(jobs) == 0 {
 		return nil, 0
 	}
-	reserved = e.q.reserve(len(jobs))
+	// Steps due now first: those are the ones a worker may take at once.
+	slices.SortStableFunc(jobs, func(a, b stepArgs) int { return cmp.Compare(btoi(!a.runAt.IsZero()), btoi(!b.runAt.IsZero())) })
+	due := len(jobs)
+	for due > 0 && !jobs[due-1].runAt.IsZero() {
+		due--
+	}
+	reserved = e.q.reserve(due)
 	lease := e.store.Now().Add(e.q.lease)
 	nj = make([]store.NewJob, len(jobs))
 	for i := range jobs {
-		nj[i] = store.NewJob{ID: jobs[i].MessageID, MaxAttempts: jobs[i].MaxAttempts, Args: jobs[i].encode()}
+		nj[i] = store.NewJob{ID: jobs[i].MessageID, MaxAttempts: jobs[i].MaxAttempts, Args: jobs[i].encode(), RunAt: jobs[i].runAt}
 		if i < reserved {
 			nj[i].LockedBy, nj[i].LeaseUntil = e.cfg.NodeID, lease
 		}
 	}
 	return nj, reserved
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // errNodeLost fails a step whose node stopped during its last attempt.
@@ -117,10 +135,32 @@ func (e *Engine) route(ctx context.Context, p *plan, meta msgMeta, from *flow.No
 				MessageID: newID(), CorrelationID: meta.correlationID, FlowID: meta.flowID, OwnerID: meta.ownerID,
 				ComponentID: t.Node.ID, Input: em.raw, Scope: scopeJSON,
 				MaxAttempts: t.Node.Retry.MaxAttempts, InitialInterval: t.Node.Retry.InitialInterval, MaxInterval: t.Node.Retry.MaxInterval,
-				input: em.v, scope: next,
+				input: em.v, scope: next, runAt: e.deferUntil(t.Node, next),
 			})
 		}
 	}
+}
+
+// deferUntil returns when a step of a deferred component (core.Delay)
+// comes due, or zero for a step due now. Properties that cannot give a
+// wait make the step due now: it then fails for good, with the reason,
+// through the usual path.
+func (e *Engine) deferUntil(n *flow.Node, sc *scope) time.Time {
+	d, ok := n.Component.(component.Deferred)
+	if !ok {
+		return time.Time{}
+	}
+	props, err := n.Properties.Eval(sc.vals)
+	if err != nil {
+		return time.Time{}
+	}
+	m, _ := props.(map[string]any)
+	now := e.store.Now()
+	wait, err := d.Delay(m, now)
+	if err != nil || wait <= 0 {
+		return time.Time{}
+	}
+	return now.Add(wait)
 }
 
 // runInline runs a component without I/O in the current job. It reports

@@ -166,6 +166,11 @@ func Compile(doc *Document, reg *component.Registry) (*Compiled, error) {
 			add(id, field, "%v", err)
 		}
 		n.Properties = tmpl
+		if v, ok := comp.(component.Validator); ok && err == nil {
+			if prop, verr := v.Validate(constants(props)); verr != nil {
+				add(id, "properties."+prop, "%v", verr)
+			}
+		}
 		retry, err := retryPolicy(cd.Retry)
 		if err != nil {
 			add(id, "retry", "%v", err)
@@ -222,6 +227,17 @@ func Compile(doc *Document, reg *component.Registry) (*Compiled, error) {
 		return nil, &ValidationError{Problems: probs}
 	}
 	return c, nil
+}
+
+// constants returns the properties whose values hold no placeholder.
+func constants(props map[string]any) map[string]any {
+	out := make(map[string]any, len(props))
+	for k, v := range props {
+		if t, err := mapping.Compile(v); err == nil && t.Static() {
+			out[k] = v
+		}
+	}
+	return out
 }
 
 func cmpOr(a, b string) string {

@@ -38,7 +38,8 @@ func scanFlow(r row) (*Flow, error) {
 	return f, nil
 }
 
-// CreateFlow inserts f with its webhook tokens.
+// CreateFlow inserts f with its webhook tokens and indexes its app event
+// triggers.
 func (s *Store) CreateFlow(ctx context.Context, f *Flow) error {
 	return s.InTx(ctx, func(tx *Tx) error {
 		f.CreatedAt = s.nowMS()
@@ -50,13 +51,19 @@ func (s *Store) CreateFlow(ctx context.Context, f *Flow) error {
 		if err != nil {
 			return fmt.Errorf("creating flow: %w", err)
 		}
+		if err := tx.putAppEventTriggers(ctx, f); err != nil {
+			return err
+		}
+		if err := tx.putSchedules(ctx, f); err != nil {
+			return err
+		}
 		return tx.putWebhooks(ctx, f.ID, f.Webhooks)
 	})
 }
 
-// UpdateFlow replaces the name and document of the owner's flow and its set
-// of webhook components. Tokens of kept components stay the same; f.Webhooks
-// is filled with the final tokens.
+// UpdateFlow replaces the name and document of the owner's flow, its set
+// of webhook components and its indexed app event triggers. Tokens of kept
+// components stay the same; f.Webhooks is filled with the final tokens.
 func (s *Store) UpdateFlow(ctx context.Context, f *Flow) error {
 	return s.InTx(ctx, func(tx *Tx) error {
 		f.UpdatedAt = s.nowMS()
@@ -68,6 +75,12 @@ func (s *Store) UpdateFlow(ctx context.Context, f *Flow) error {
 		}
 		if n == 0 {
 			return fmt.Errorf("updating flow %s: %w", f.ID, ErrNotFound)
+		}
+		if err := tx.putAppEventTriggers(ctx, f); err != nil {
+			return err
+		}
+		if err := tx.putSchedules(ctx, f); err != nil {
+			return err
 		}
 		existing, err := tx.webhooks(ctx, f.ID)
 		if err != nil {
@@ -188,21 +201,30 @@ func (s *Store) ListFlows(ctx context.Context, f FlowFilter) ([]*Flow, error) {
 	return out, nil
 }
 
-// SetFlowStage starts or stops the owner's flow (ownerID "" for any).
+// SetFlowStage starts or stops the owner's flow (ownerID "" for any). A
+// start plans the flow's schedules anew from now: runs missed while it
+// was stopped never fire.
 func (s *Store) SetFlowStage(ctx context.Context, ownerID, id, stage string) error {
-	n, err := s.backend.writer().exec(ctx,
-		`UPDATE flows SET stage = $1, updated_at = $2 WHERE id = $3 AND ($4 = '' OR owner_id = $4)`,
-		stage, s.nowMS(), id, ownerID)
-	if err != nil {
-		return fmt.Errorf("setting stage of flow %s: %w", id, err)
-	}
-	if n == 0 {
-		return fmt.Errorf("setting stage of flow %s: %w", id, ErrNotFound)
-	}
-	return nil
+	return s.InTx(ctx, func(tx *Tx) error {
+		var was string
+		err := tx.q.queryRow(ctx, `SELECT stage FROM flows WHERE id = $1 AND ($2 = '' OR owner_id = $2)`, id, ownerID).Scan(&was)
+		if err != nil {
+			return fmt.Errorf("setting stage of flow %s: %w", id, notFound(err))
+		}
+		if _, err := tx.q.exec(ctx, `UPDATE flows SET stage = $1, updated_at = $2 WHERE id = $3`, stage, s.nowMS(), id); err != nil {
+			return fmt.Errorf("setting stage of flow %s: %w", id, err)
+		}
+		if stage == StageRunning && was != StageRunning {
+			if _, err := tx.q.exec(ctx, `UPDATE schedules SET next_run_at = NULL WHERE flow_id = $1`, id); err != nil {
+				return fmt.Errorf("planning schedules of flow %s: %w", id, err)
+			}
+		}
+		return nil
+	})
 }
 
-// DeleteFlow removes the owner's flow with its webhooks and logs. Its
+// DeleteFlow removes the owner's flow with its webhooks, app event
+// triggers (both by cascade) and logs. Its
 // queued messages stay and end in the unprocessed store.
 func (s *Store) DeleteFlow(ctx context.Context, ownerID, id string) error {
 	return s.InTx(ctx, func(tx *Tx) error {

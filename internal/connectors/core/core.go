@@ -15,11 +15,18 @@ type Deps struct {
 	HTTP *http.Client
 	// MaxResponseBytes caps response bodies read by HttpRequest.
 	MaxResponseBytes int64
+	// Replies takes core.Response answers for waiting webhooks.
+	Replies ReplySink
 }
 
 // Register adds every core component to r.
 func Register(r *component.Registry, d Deps) {
 	r.Register(Webhook{})
+	r.Register(OnAppEvent{})
+	r.Register(Schedule{})
 	r.Register(Set{})
 	r.Register(&HTTPRequest{client: d.HTTP, maxBody: d.MaxResponseBytes})
+	r.Register(Filter{})
+	r.Register(Delay{})
+	r.Register(&Response{replies: d.Replies})
 }

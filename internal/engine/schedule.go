@@ -1,0 +1,149 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/plugboard/plugboard/internal/component"
+	"github.com/plugboard/plugboard/internal/store"
+)
+
+// maxCatchUp bounds how many missed runs of one schedule fire one by one
+// (catchUp); older ones fold into the first.
+const maxCatchUp = 1000
+
+// maxCatchUpScan bounds how many missed runs are counted.
+const maxCatchUpScan = 1_000_000
+
+// errRunTaken says another node fired a schedule's run first.
+var errRunTaken = errors.New("schedule run taken by another node")
+
+// schedules fires due core.Schedule runs until ctx ends. Every node runs
+// it; a run fires in the transaction that moves its schedule on from the
+// time that node read, so each fires once.
+func (e *Engine) schedules(ctx context.Context, done chan<- struct{}) {
+	defer close(done)
+	t := time.NewTicker(e.cfg.SchedulePoll)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		rows, err := e.store.DueSchedules(ctx, e.store.Now(), 100)
+		if err != nil {
+			if ctx.Err() == nil {
+				e.log.LogAttrs(ctx, slog.LevelWarn, "listing due schedules", slog.String("error", err.Error()))
+			}
+			continue
+		}
+		for _, sr := range rows {
+			if err := e.tick(ctx, sr); err != nil && !errors.Is(err, errRunTaken) && ctx.Err() == nil {
+				e.log.LogAttrs(ctx, slog.LevelWarn, "firing schedule", slog.String("flow", sr.FlowID),
+					slog.String("component", sr.ComponentID), slog.String("error", err.Error()))
+			}
+		}
+	}
+}
+
+// tick plans a schedule that has no next run, or fires its due run.
+func (e *Engine) tick(ctx context.Context, sr store.ScheduleRow) error {
+	cf, err := e.flows.recent(ctx, sr.FlowID)
+	if err != nil {
+		return err
+	}
+	n, ok := cf.compiled.Nodes[sr.ComponentID]
+	if !ok {
+		return nil // the flow changed; its schedules are being rewritten
+	}
+	ticker, ok := n.Component.(component.Ticker)
+	if !ok {
+		return fmt.Errorf("%s is not a schedule", n.Type)
+	}
+	v, err := n.Properties.Eval(nil)
+	if err != nil {
+		return err
+	}
+	props, _ := v.(map[string]any)
+	now := e.store.Now()
+	if sr.NextRunAt.IsZero() {
+		next, err := ticker.Next(props, now, time.Time{})
+		if err != nil {
+			next = now.Add(time.Hour) // a broken schedule must not spin; say why each hour
+		}
+		perr := e.store.Submit(ctx, func(tx *store.Tx) error {
+			_, err := tx.MoveSchedule(ctx, sr.FlowID, sr.ComponentID, time.Time{}, next)
+			return err
+		})
+		return errors.Join(err, perr)
+	}
+	due := sr.NextRunAt
+	following, err := ticker.Next(props, due, due)
+	if err != nil {
+		return err
+	}
+	skipped := 0
+	if !ticker.CatchUp(props) {
+		// Fold runs missed while no node was up into one: the latest.
+		for !following.After(now) {
+			skipped++
+			due = following
+			if following, err = ticker.Next(props, due, due); err != nil {
+				return err
+			}
+		}
+	} else if !following.After(now) {
+		// Fire missed runs one by one, oldest first, but only the last
+		// maxCatchUp of them; older ones fold into the first.
+		runs, total := []time.Time{due}, 1
+		for at := following; !at.After(now) && total < maxCatchUpScan; total++ {
+			if runs = append(runs, at); len(runs) > maxCatchUp {
+				runs = runs[1:]
+			}
+			if at, err = ticker.Next(props, at, at); err != nil {
+				return err
+			}
+		}
+		if skipped = total - len(runs); skipped > 0 {
+			due = runs[0]
+			if following, err = ticker.Next(props, due, due); err != nil {
+				return err
+			}
+		}
+	}
+	out := map[string]any{
+		"scheduledAt": due.UTC().Format(timeFormat),
+		"firedAt":     now.UTC().Format(timeFormat),
+		"skipped":     float64(skipped),
+	}
+	r, err := e.prepare(ctx, cf, Event{FlowID: sr.FlowID, ComponentID: sr.ComponentID, Output: out})
+	if err != nil {
+		return err
+	}
+	err = e.store.Submit(ctx, func(tx *store.Tx) error {
+		moved, err := tx.MoveSchedule(ctx, sr.FlowID, sr.ComponentID, sr.NextRunAt, following)
+		if err != nil {
+			return err
+		}
+		if !moved {
+			return errRunTaken
+		}
+		if err := r.check(ctx, tx); err != nil {
+			return err
+		}
+		return r.write(ctx, tx)
+	})
+	if err != nil {
+		e.abandon(r)
+		return err
+	}
+	e.started(r)
+	return nil
+}
+
+// timeFormat is how trigger outputs write times: RFC 3339, UTC, ms.
+const timeFormat = "2006-01-02T15:04:05.000Z07:00"
