@@ -14,20 +14,26 @@ import (
 	"github.com/plugboard/plugboard/internal/store/storetest"
 )
 
-// tickSink records the scheduledAt of every run a schedule flow delivers.
+// tickSink records the scheduledAt (and skipped count) of every run a
+// schedule flow delivers.
 type tickSink struct {
-	mu  sync.Mutex
-	at  []string
-	srv *httptest.Server
+	mu      sync.Mutex
+	at      []string
+	skipped []float64
+	srv     *httptest.Server
 }
 
 func newTickSink(t *testing.T) *tickSink {
 	s := &tickSink{}
 	s.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		var b struct{ At string }
+		var b struct {
+			At      string
+			Skipped float64
+		}
 		_ = json.NewDecoder(r.Body).Decode(&b)
 		s.mu.Lock()
 		s.at = append(s.at, b.At)
+		s.skipped = append(s.skipped, b.Skipped)
 		s.mu.Unlock()
 	}))
 	t.Cleanup(s.srv.Close)
@@ -65,12 +71,16 @@ func checkCadence(t *testing.T, runs []string, every time.Duration) {
 }
 
 func scheduleFlow(sinkURL, interval string) map[string]any {
+	return catchUpFlow(sinkURL, interval, false)
+}
+
+func catchUpFlow(sinkURL, interval string, catchUp bool) map[string]any {
 	return map[string]any{
 		"name": "every " + interval,
 		"components": map[string]any{
-			"tick": map[string]any{"type": "core.Schedule", "properties": map[string]any{"interval": interval}},
+			"tick": map[string]any{"type": "core.Schedule", "properties": map[string]any{"interval": interval, "catchUp": catchUp}},
 			"call": map[string]any{"type": "core.HttpRequest", "properties": map[string]any{
-				"method": "POST", "url": sinkURL, "body": map[string]any{"at": "{{ $.tick.scheduledAt }}"}}},
+				"method": "POST", "url": sinkURL, "body": map[string]any{"at": "{{ $.tick.scheduledAt }}", "skipped": "{{ $.tick.skipped }}"}}},
 		},
 		"links": []map[string]any{{"from": "tick", "to": "call"}},
 	}
@@ -124,6 +134,57 @@ func TestScheduleSurvivesRestart(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestScheduleAfterDowntime stops the only node for a few runs: a
+// schedule with catchUp fires every run it missed, one by one; one
+// without fires once for all of them and says how many it skipped.
+func TestScheduleAfterDowntime(t *testing.T) {
+	t.Parallel()
+	cfg := storetest.Config(t, store.BackendSQLite)
+	n1 := newNode(t, cfg, "node-1")
+	if _, err := createAdmin(n1); err != nil {
+		t.Fatal(err)
+	}
+	n1.signInAdmin()
+	every, once := newTickSink(t), newTickSink(t)
+	n1.startFlow(n1.admin, catchUpFlow(every.srv.URL, "1s", true))
+	n1.startFlow(n1.admin, catchUpFlow(once.srv.URL, "1s", false))
+	eventually(t, 10*time.Second, "a run of each", func() bool { return len(every.runs()) >= 1 && len(once.runs()) >= 1 })
+	n1.shutdown()
+	down := time.Now()
+	time.Sleep(3500 * time.Millisecond)
+	beforeEvery, beforeOnce := len(every.runs()), len(once.runs())
+
+	n2 := newNode(t, cfg, "node-1")
+	up := time.Now()
+	inDowntime := func(r string) bool {
+		at, _ := time.Parse(time.RFC3339Nano, r)
+		return at.After(down) && at.Before(up)
+	}
+	eventually(t, 10*time.Second, "the missed runs", func() bool {
+		n := 0
+		for _, r := range every.runs()[beforeEvery:] {
+			if inDowntime(r) {
+				n++
+			}
+		}
+		return n >= 3
+	})
+	checkCadence(t, every.runs(), time.Second)
+	eventually(t, 10*time.Second, "the folded run", func() bool { return len(once.runs()) > beforeOnce })
+	once.mu.Lock()
+	first, skipped := once.at[beforeOnce], once.skipped[beforeOnce]
+	once.mu.Unlock()
+	if !inDowntime(first) || skipped < 2 {
+		t.Fatalf("without catchUp the first run after downtime was %s with %v skipped", first, skipped)
+	}
+	for _, r := range once.runs()[beforeOnce+1:] {
+		if inDowntime(r) {
+			t.Fatalf("without catchUp a second missed run fired: %s", r)
+		}
+	}
+	_ = n2
 }
 
 // TestScheduleFiresOnceAcrossNodes runs one schedule on two nodes of one

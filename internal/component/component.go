@@ -60,6 +60,9 @@ type Spec struct {
 	InPorts      []string   `json:"inPorts"`
 	OutPorts     []string   `json:"outPorts"`
 	OutputSample any        `json:"outputSample,omitempty"`
+	// ExampleFlow is a small flow document using the component, shown in
+	// the reference documentation (a test checks that it compiles).
+	ExampleFlow map[string]any `json:"exampleFlow,omitempty"`
 	// IO is true when an invocation talks to the outside world. Such a step
 	// runs as a durable job of its own; steps without I/O run inline in the
 	// job (or the accept) before them.

@@ -46,10 +46,22 @@ func Markdown(title, intro string, specs []Spec) []byte {
 			b.WriteString("\n")
 		}
 		if s.OutputSample != nil {
-			out, _ := json.MarshalIndent(s.OutputSample, "", "  ")
-			fmt.Fprintf(&b, "Output sample:\n\n```json\n%s\n```\n", out)
+			fmt.Fprintf(&b, "Output sample:\n\n```json\n%s```\n", indentJSON(s.OutputSample))
+		}
+		if s.ExampleFlow != nil {
+			fmt.Fprintf(&b, "\nExample flow:\n\n```json\n%s```\n", indentJSON(s.ExampleFlow))
 		}
 	}
+	return b.Bytes()
+}
+
+// indentJSON renders v as indented JSON, leaving <, > and & as they are.
+func indentJSON(v any) []byte {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v)
 	return b.Bytes()
 }
 

@@ -22,6 +22,13 @@ func (Delay) Spec() component.Spec {
 	return component.Spec{
 		Type: "core.Delay",
 		Kind: component.KindAction,
+		ExampleFlow: exampleFlow("Remind a day later",
+			map[string]any{
+				"hook":   node(WebhookType, nil),
+				"wait":   node("core.Delay", map[string]any{"duration": "1d"}),
+				"remind": post("https://api.example.com/reminders", map[string]any{"email": "{{ $.hook.body.email }}"}),
+			},
+			link("hook", "wait"), link("wait", "remind")),
 		Description: "Holds the message it receives for a duration, or until a time, then sends it on unchanged. " +
 			"The message waits as a durable job (no worker is held; it survives restarts). At most 30 days.",
 		Properties: []component.Property{

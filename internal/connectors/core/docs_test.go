@@ -2,12 +2,14 @@ package core_test
 
 import (
 	"bytes"
+	"encoding/json"
 	"flag"
 	"os"
 	"testing"
 
 	"github.com/plugboard/plugboard/internal/component"
 	"github.com/plugboard/plugboard/internal/connectors/core"
+	"github.com/plugboard/plugboard/internal/flow"
 )
 
 var update = flag.Bool("update", false, "rewrite docs/components.md")
@@ -36,5 +38,38 @@ func TestComponentDocs(t *testing.T) {
 	}
 	if !bytes.Equal(got, want) {
 		t.Fatal("docs/components.md is stale: run go test ./internal/connectors/core -update")
+	}
+}
+
+// TestExampleFlows checks that every component's example flow compiles
+// and uses the component.
+func TestExampleFlows(t *testing.T) {
+	t.Parallel()
+	reg := component.NewRegistry()
+	core.Register(reg, core.Deps{})
+	for _, spec := range reg.Specs() {
+		if spec.ExampleFlow == nil {
+			t.Errorf("%s has no example flow", spec.Type)
+			continue
+		}
+		raw, err := json.Marshal(spec.ExampleFlow)
+		if err != nil {
+			t.Fatal(err)
+		}
+		doc, err := flow.Parse(raw)
+		if err != nil {
+			t.Errorf("%s: example flow: %v", spec.Type, err)
+			continue
+		}
+		if _, err := flow.Compile(doc, reg); err != nil {
+			t.Errorf("%s: example flow: %v", spec.Type, err)
+		}
+		uses := false
+		for _, c := range doc.Components {
+			uses = uses || c.Type == spec.Type
+		}
+		if !uses {
+			t.Errorf("%s: the example flow does not use it", spec.Type)
+		}
 	}
 }

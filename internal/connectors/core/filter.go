@@ -23,6 +23,14 @@ func (Filter) Spec() component.Spec {
 	return component.Spec{
 		Type: "core.Filter",
 		Kind: component.KindAction,
+		ExampleFlow: exampleFlow("Route large orders",
+			map[string]any{
+				"hook":  node(WebhookType, nil),
+				"check": node("core.Filter", map[string]any{"condition": "{{ $.hook.body.amount > 100 }}"}),
+				"sales": post("https://api.example.com/large-orders", "{{ $.hook.body }}"),
+				"shop":  post("https://api.example.com/orders", "{{ $.hook.body }}"),
+			},
+			link("hook", "check"), linkFrom("check", PortTrue, "sales"), linkFrom("check", PortFalse, "shop")),
 		Description: "Sends the message it receives, unchanged, to the port `true` or `false` by its condition. " +
 			"The condition is an expression in a placeholder, such as {{ $.hook.body.amount > 100 }}, or a constant.",
 		Properties: []component.Property{{

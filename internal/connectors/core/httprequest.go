@@ -32,7 +32,17 @@ func (*HTTPRequest) Spec() component.Spec {
 	return component.Spec{
 		Type: "core.HttpRequest",
 		Kind: component.KindAction,
-		IO:   true,
+		ExampleFlow: exampleFlow("Create a ticket",
+			map[string]any{
+				"hook": node(WebhookType, nil),
+				"call": node("core.HttpRequest", map[string]any{
+					"method": "POST", "url": "https://api.example.com/tickets",
+					"headers": map[string]any{"Authorization": "Bearer {{ $.hook.headers[\"X-Api-Token\"] }}"},
+					"body":    map[string]any{"subject": "{{ $.hook.body.subject }}", "priority": "{{ $.hook.body.urgent ? \"high\" : \"normal\" }}"},
+				}),
+			},
+			link("hook", "call")),
+		IO: true,
 		Description: "Calls an HTTP API. Network errors and answers 408, 429 and 5xx are retried with backoff; " +
 			"other 4xx answers fail at once. Sends the message id as Idempotency-Key.",
 		Properties: []component.Property{

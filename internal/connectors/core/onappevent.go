@@ -27,6 +27,12 @@ func (OnAppEvent) Spec() component.Spec {
 	return component.Spec{
 		Type: OnAppEventType,
 		Kind: component.KindTrigger,
+		ExampleFlow: exampleFlow("New contact to the CRM",
+			map[string]any{
+				"trigger": node("core.OnAppEvent", map[string]any{"event": "contact-created", "sample": map[string]any{"email": "ada@example.com", "name": "Ada Lovelace"}}),
+				"crm":     post("https://crm.example.com/api/contacts", map[string]any{"email": "{{ $.trigger.data.email }}", "fullName": "{{ $.trigger.data.name }}"}),
+			},
+			link("trigger", "crm")),
 		Description: "Starts the flow when the host product sends the named app event for the flow's owner " +
 			"(`POST /api/v1/app-events/{event}`, the body being the event data; see [app events](app-events.md)). " +
 			"Every running flow of that user with this event name starts; other users' flows never do. " +

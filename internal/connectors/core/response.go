@@ -28,6 +28,16 @@ func (*Response) Spec() component.Spec {
 	return component.Spec{
 		Type: "core.Response",
 		Kind: component.KindAction,
+		ExampleFlow: exampleFlow("Look up an order",
+			map[string]any{
+				"hook": node(WebhookType, map[string]any{"mode": "wait", "timeout": "10s"}),
+				"find": node("core.HttpRequest", map[string]any{"method": "GET", "url": "https://api.example.com/orders/{{ $.hook.query.id }}"}),
+				"reply": node("core.Response", map[string]any{
+					"status": "{{ $.find.status == 200 ? 200 : 404 }}",
+					"body":   map[string]any{"order": "{{ $.find.body }}"},
+				}),
+			},
+			link("hook", "find"), link("find", "reply")),
 		Description: "Answers the request of a core.Webhook in mode \"wait\" that started this run: the first Response of a run is " +
 			"the webhook's answer. A body that is text is sent as it is (text/plain unless headers say otherwise); any other " +
 			"value is sent as JSON. Emits the reply it made.",

@@ -31,6 +31,12 @@ func (Schedule) Spec() component.Spec {
 	return component.Spec{
 		Type: ScheduleType,
 		Kind: component.KindTrigger,
+		ExampleFlow: exampleFlow("Morning report",
+			map[string]any{
+				"tick":   node(ScheduleType, map[string]any{"cron": "0 9 * * MON-FRI", "timezone": "Europe/Berlin"}),
+				"report": post("https://api.example.com/reports", map[string]any{"day": "{{ $.tick.scheduledAt }}"}),
+			},
+			link("tick", "report")),
 		Description: "Starts the flow on a schedule: a cron expression in a time zone, or a fixed interval. Each run fires once " +
 			"across all nodes and survives restarts. Runs missed while no node was up fire once, as one run, unless catchUp is set. " +
 			"On a daylight-saving change, a time of day the clock skips runs just after the gap, and a time the clock shows twice runs once.",

@@ -17,6 +17,7 @@ func (Set) Spec() component.Spec {
 	return component.Spec{
 		Type:        "core.Set",
 		Kind:        component.KindAction,
+		ExampleFlow: forwardExample,
 		Description: "Emits an object built from its values. Values may hold placeholders such as {{ $.hook.body.email }}.",
 		Properties: []component.Property{{
 			Name: "values", Type: component.TypeObject, Required: true,

@@ -20,8 +20,9 @@ var _ component.Trigger = Webhook{}
 // Spec describes the component.
 func (Webhook) Spec() component.Spec {
 	return component.Spec{
-		Type: WebhookType,
-		Kind: component.KindTrigger,
+		Type:        WebhookType,
+		Kind:        component.KindTrigger,
+		ExampleFlow: forwardExample,
 		Description: "Starts the flow when its unique URL receives an HTTP request (any method). Answers 202 with the correlation id once the message is stored; " +
 			"in mode \"wait\", answers with the run's first core.Response instead, or 504 when none comes within the timeout.",
 		Properties: []component.Property{
