@@ -4,16 +4,13 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
 	"io"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -39,34 +36,9 @@ func TestCrashLosesNothing(t *testing.T) {
 	}
 }
 
-// deliveries records what the sink received: message n -> keys seen.
-type deliveries struct {
-	mu   sync.Mutex
-	keys map[int]map[string]int
-}
-
-func (d *deliveries) has(n int) bool {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return len(d.keys[n]) > 0
-}
-
 func testCrash(t *testing.T, bin, backend string) {
 	cfg := storetest.Config(t, backend)
-	d := &deliveries{keys: map[int]map[string]int{}}
-	sink := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		var body struct{ N int }
-		_ = json.NewDecoder(r.Body).Decode(&body)
-		time.Sleep(time.Millisecond) // a little latency keeps steps in flight
-		d.mu.Lock()
-		if d.keys[body.N] == nil {
-			d.keys[body.N] = map[string]int{}
-		}
-		d.keys[body.N][r.Header.Get("Idempotency-Key")]++
-		d.mu.Unlock()
-		w.WriteHeader(http.StatusOK)
-	}))
-	defer sink.Close()
+	d, sink := newDeliverySink(t)
 
 	addr := freeAddr(t)
 	start := func() *server {
@@ -79,88 +51,21 @@ func testCrash(t *testing.T, bin, backend string) {
 	hook := createStartedFlow(t, base, token, sink.URL)
 
 	// Load until the kill; remember every n that was answered 202.
-	var accepted sync.Map
-	var count atomic.Int64
-	var next atomic.Int64
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	client := &http.Client{Timeout: 5 * time.Second}
-	for range 16 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				n := int(next.Add(1))
-				resp, err := client.Post(hook, "application/json", bytes.NewReader(fmt.Appendf(nil, `{"n":%d}`, n)))
-				if err != nil {
-					continue // the server died mid-request: not accepted
-				}
-				_, _ = io.Copy(io.Discard, resp.Body)
-				resp.Body.Close()
-				if resp.StatusCode == http.StatusAccepted {
-					accepted.Store(n, true)
-					count.Add(1)
-				}
-			}
-		}()
-	}
-	deadline := time.Now().Add(20 * time.Second)
-	for count.Load() < 300 && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
-	}
+	l := startLoad(hook)
+	l.waitAccepted(300, 20*time.Second)
 	if err := srv.cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
 	<-srv.exited
-	close(stop)
-	wg.Wait()
-	total := count.Load()
+	total := l.stop()
 	if total < 100 {
 		t.Fatalf("only %d webhooks accepted before the kill", total)
 	}
-	delivered := 0
-	accepted.Range(func(k, _ any) bool {
-		if d.has(k.(int)) {
-			delivered++
-		}
-		return true
-	})
-	t.Logf("accepted %d before SIGKILL, %d of them delivered by then", total, delivered)
+	t.Logf("accepted %d before SIGKILL, %d of them delivered by then", total, int(total)-l.missing(d))
 
 	start()
-	deadline = time.Now().Add(60 * time.Second)
-	for {
-		missing := 0
-		accepted.Range(func(k, _ any) bool {
-			if !d.has(k.(int)) {
-				missing++
-			}
-			return true
-		})
-		if missing == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d of %d accepted webhooks were never delivered after the restart", missing, total)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	dups := 0
-	for n, keys := range d.keys {
-		if len(keys) != 1 {
-			t.Errorf("message %d was delivered under %d different idempotency keys: %v", n, len(keys), keys)
-		}
-		for _, c := range keys {
-			dups += c - 1
-		}
-	}
+	l.waitDelivered(t, d, 60*time.Second, "the restart")
+	dups := d.checkKeys(t)
 	t.Logf("all %d accepted webhooks delivered after restart; %d repeated deliveries, each with its message's key", total, dups)
 }
 

@@ -1,15 +1,11 @@
 package main
 
 import (
-	"bytes"
 	"encoding/json"
-	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -35,19 +31,7 @@ func TestNodeLossLosesNothing(t *testing.T) {
 	bin := buildBinary(t)
 	cfg := storetest.Config(t, store.BackendPostgres)
 
-	d := &deliveries{keys: map[int]map[string]int{}}
-	sink := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		var body struct{ N int }
-		_ = json.NewDecoder(r.Body).Decode(&body)
-		time.Sleep(time.Millisecond) // a little latency keeps steps in flight
-		d.mu.Lock()
-		if d.keys[body.N] == nil {
-			d.keys[body.N] = map[string]int{}
-		}
-		d.keys[body.N][r.Header.Get("Idempotency-Key")]++
-		d.mu.Unlock()
-	}))
-	defer sink.Close()
+	d, sink := newDeliverySink(t)
 	// The sink of the last-attempt flow holds every call until the test ends.
 	held := make(chan string, 10)
 	release := make(chan struct{})
@@ -98,78 +82,21 @@ func TestNodeLossLosesNothing(t *testing.T) {
 	}
 
 	// Load both nodes; kill node A in the middle.
-	var accepted sync.Map
-	var count, next atomic.Int64
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	client := &http.Client{Timeout: 5 * time.Second}
-	for w := range 16 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			base := []string{baseA, baseB}[w%2]
-			for {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				n := int(next.Add(1))
-				resp, err := client.Post(base+path, "application/json", bytes.NewReader(fmt.Appendf(nil, `{"n":%d}`, n)))
-				if err != nil {
-					continue // node A died mid-request: not accepted
-				}
-				_, _ = io.Copy(io.Discard, resp.Body)
-				resp.Body.Close()
-				if resp.StatusCode == http.StatusAccepted {
-					accepted.Store(n, true)
-					count.Add(1)
-				}
-			}
-		}()
-	}
-	deadline := time.Now().Add(3 * time.Second)
-	for count.Load() < 400 && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
-	}
+	l := startLoad(baseA+path, baseB+path)
+	l.waitAccepted(400, 3*time.Second)
 	if err := a.cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
 	<-a.exited
 	// Node B goes on taking webhooks for a moment after the loss.
 	time.Sleep(200 * time.Millisecond)
-	close(stop)
-	wg.Wait()
-	total := count.Load()
+	total := l.stop()
 	if total < 100 {
 		t.Fatalf("only %d webhooks accepted", total)
 	}
-
 	// Node B alone delivers everything.
-	deadline = time.Now().Add(60 * time.Second)
-	for {
-		missing := 0
-		accepted.Range(func(k, _ any) bool {
-			if !d.has(k.(int)) {
-				missing++
-			}
-			return true
-		})
-		if missing == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d of %d accepted webhooks were never delivered after node A died", missing, total)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	d.mu.Lock()
-	for n, keys := range d.keys {
-		if len(keys) != 1 {
-			t.Errorf("message %d was delivered under %d different idempotency keys", n, len(keys))
-		}
-	}
-	d.mu.Unlock()
+	l.waitDelivered(t, d, 60*time.Second, "node A died")
+	d.checkKeys(t)
 
 	// The call that died in its last attempt is an unprocessed message on
 	// node B, under its message id, and was not called again.
@@ -179,7 +106,7 @@ func TestNodeLossLosesNothing(t *testing.T) {
 			Attempts                       int
 		}
 	}
-	deadline = time.Now().Add(30 * time.Second)
+	deadline := time.Now().Add(30 * time.Second)
 	for len(um.Items) == 0 {
 		if time.Now().After(deadline) {
 			t.Fatal("the step lost in its last attempt never reached the unprocessed messages")

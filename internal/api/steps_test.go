@@ -1,7 +1,6 @@
 package api_test
 
 import (
-	"bytes"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -25,6 +24,26 @@ func (s *sink) bodiesOf() []float64 {
 	}
 	slices.Sort(out)
 	return out
+}
+
+// send makes a JSON request and returns the answer with its body read.
+func send(t *testing.T, method, url, body string) (*http.Response, []byte) {
+	t.Helper()
+	req, err := http.NewRequest(method, url, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp, data
 }
 
 // unprocessedErrors lists the errors of the admin's unprocessed messages.
@@ -156,12 +175,7 @@ func TestWebhookWaitsForResponse(t *testing.T) {
 				},
 				"links": []map[string]any{{"from": "hook", "to": "call"}, {"from": "call", "to": "resp"}},
 			})
-			resp, err := http.Post(f.Components["hook"].WebhookURL, "application/json", strings.NewReader(`{"order":"A-17"}`))
-			if err != nil {
-				t.Fatal(err)
-			}
-			body, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
+			resp, body := send(t, http.MethodPost, f.Components["hook"].WebhookURL, `{"order":"A-17"}`)
 			if resp.StatusCode != http.StatusCreated || resp.Header.Get("X-Order") != "A-17" || resp.Header.Get("Content-Type") != "application/json" ||
 				resp.Header.Get("Plugboard-Correlation-Id") == "" {
 				t.Fatalf("reply %d %v %s", resp.StatusCode, resp.Header, body)
@@ -181,12 +195,7 @@ func TestWebhookWaitsForResponse(t *testing.T) {
 				},
 				"links": []map[string]any{{"from": "hook", "to": "resp"}},
 			})
-			resp, err = http.Get(text.Components["hook"].WebhookURL + "?name=Ada")
-			if err != nil {
-				t.Fatal(err)
-			}
-			body, _ = io.ReadAll(resp.Body)
-			resp.Body.Close()
+			resp, body = send(t, http.MethodGet, text.Components["hook"].WebhookURL+"?name=Ada", "")
 			if resp.StatusCode != http.StatusOK || string(body) != "hello Ada" || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/plain") {
 				t.Fatalf("text reply %d %q %v; unprocessed %v", resp.StatusCode, body, resp.Header, e.unprocessedErrors())
 			}
@@ -202,12 +211,7 @@ func TestWebhookWaitsForResponse(t *testing.T) {
 				"links": []map[string]any{{"from": "hook", "to": "wait"}, {"from": "wait", "to": "resp"}},
 			})
 			start := time.Now()
-			resp, err = http.Post(slow.Components["hook"].WebhookURL, "application/json", bytes.NewReader([]byte(`{}`)))
-			if err != nil {
-				t.Fatal(err)
-			}
-			body, _ = io.ReadAll(resp.Body)
-			resp.Body.Close()
+			resp, body = send(t, http.MethodPost, slow.Components["hook"].WebhookURL, `{}`)
 			if took := time.Since(start); resp.StatusCode != http.StatusGatewayTimeout || took < 300*time.Millisecond || took > 5*time.Second ||
 				resp.Header.Get("Content-Type") != "application/problem+json" || !strings.Contains(string(body), "did not reply within 300ms") {
 				t.Fatalf("slow reply after %s: %d %s", took, resp.StatusCode, body)
