@@ -11,7 +11,7 @@ import (
 	"time"
 )
 
-// apiClient talks to the Plugboard REST API to set up the benchmark flow.
+// apiClient talks to the Plugboard REST API to set up the benchmark flows.
 type apiClient struct {
 	base  string
 	http  *http.Client
@@ -41,34 +41,12 @@ func (a *apiClient) signIn(ctx context.Context, email, password string) error {
 // benchFlow is the part of a flow document the benchmark needs.
 type benchFlow struct {
 	ID         string
-	WebhookURL string
+	WebhookURL string // of the component "hook", when the flow has one
 }
 
-// createFlow creates the flow hook (core.Webhook) -> map (core.Set) -> call
-// (core.HttpRequest), the last posting the mapped body to sinkURL.
-func (a *apiClient) createFlow(ctx context.Context, sinkURL string) (benchFlow, error) {
-	doc := map[string]any{
-		"name": "bench",
-		"components": map[string]any{
-			"hook": map[string]any{"type": "core.Webhook", "properties": map[string]any{}},
-			"map": map[string]any{"type": "core.Set", "properties": map[string]any{
-				"values": map[string]any{
-					"email":  "{{ $.hook.body.user.email }}",
-					"n":      "{{ $.hook.body.n }}",
-					"source": "bench",
-				},
-			}},
-			"call": map[string]any{"type": "core.HttpRequest", "properties": map[string]any{
-				"method": "POST",
-				"url":    sinkURL,
-				"body":   "{{ $.map }}",
-			}},
-		},
-		"links": []map[string]string{
-			{"from": "hook", "to": "map"},
-			{"from": "map", "to": "call"},
-		},
-	}
+// createFlow creates the flow doc. When doc has a component "hook" of type
+// core.Webhook, the answer's URL for it is resolved against the server.
+func (a *apiClient) createFlow(ctx context.Context, doc map[string]any) (benchFlow, error) {
 	var out struct {
 		ID         json.RawMessage `json:"id"`
 		Components map[string]struct {
@@ -79,9 +57,12 @@ func (a *apiClient) createFlow(ctx context.Context, sinkURL string) (benchFlow, 
 		return benchFlow{}, fmt.Errorf("creating flow: %w", err)
 	}
 	id := jsonScalar(out.ID)
+	if id == "" {
+		return benchFlow{}, fmt.Errorf("creating flow: answer lacks id")
+	}
 	hook := out.Components["hook"].WebhookURL
-	if id == "" || hook == "" {
-		return benchFlow{}, fmt.Errorf("creating flow: answer lacks id or components.hook.webhookUrl")
+	if hook == "" {
+		return benchFlow{ID: id}, nil
 	}
 	// The contract says absolute; resolve a relative URL rather than fail on it.
 	ref, err := url.Parse(hook)
@@ -101,25 +82,89 @@ func (a *apiClient) startFlow(ctx context.Context, id string) error {
 	return nil
 }
 
+// createVirtualUser creates a virtual user (no password) with role user and
+// returns its id.
+func (a *apiClient) createVirtualUser(ctx context.Context, email string) (string, error) {
+	var out struct {
+		ID json.RawMessage `json:"id"`
+	}
+	in := map[string]any{"email": email, "role": "user", "virtual": true}
+	if err := a.call(ctx, http.MethodPost, "/api/v1/users", in, http.StatusCreated, &out); err != nil {
+		return "", fmt.Errorf("creating user %s: %w", email, err)
+	}
+	id := jsonScalar(out.ID)
+	if id == "" {
+		return "", fmt.Errorf("creating user %s: answer has no id", email)
+	}
+	return id, nil
+}
+
+// createToken issues an access token for user id.
+func (a *apiClient) createToken(ctx context.Context, id string) (string, error) {
+	var out struct {
+		Token string `json:"token"`
+	}
+	if err := a.call(ctx, http.MethodPost, "/api/v1/users/"+url.PathEscape(id)+"/tokens", nil, http.StatusCreated, &out); err != nil {
+		return "", fmt.Errorf("creating a token for user %s: %w", id, err)
+	}
+	if out.Token == "" {
+		return "", fmt.Errorf("creating a token for user %s: answer has no token", id)
+	}
+	return out.Token, nil
+}
+
+// as returns a client of the same server that uses token.
+func (a *apiClient) as(token string) *apiClient {
+	return &apiClient{base: a.base, http: a.http, token: token}
+}
+
+// componentSpec is the part of a component's spec the benchmark needs.
+type componentSpec struct {
+	Type       string `json:"type"`
+	IO         bool   `json:"io"`
+	Properties []struct {
+		Name     string `json:"name"`
+		Type     string `json:"type"`
+		Required bool   `json:"required"`
+	} `json:"properties"`
+}
+
+// components lists the components the server has registered.
+func (a *apiClient) components(ctx context.Context) ([]componentSpec, error) {
+	var out struct {
+		Items []componentSpec `json:"items"`
+	}
+	if err := a.call(ctx, http.MethodGet, "/api/v1/components", nil, http.StatusOK, &out); err != nil {
+		return nil, fmt.Errorf("listing components: %w", err)
+	}
+	return out.Items, nil
+}
+
 // call sends in as JSON and decodes the answer into out, failing unless the
 // status is want.
 func (a *apiClient) call(ctx context.Context, method, path string, in any, want int, out any) error {
-	body, err := json.Marshal(in)
-	if err != nil {
-		return err
+	var body io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return fmt.Errorf("encoding request to %s %s: %w", method, path, err)
+		}
+		body = bytes.NewReader(b)
 	}
-	req, err := http.NewRequestWithContext(ctx, method, a.base+path, bytes.NewReader(body))
+	req, err := http.NewRequestWithContext(ctx, method, a.base+path, body)
 	if err != nil {
-		return err
+		return fmt.Errorf("building request %s %s: %w", method, path, err)
 	}
-	req.Header.Set("Content-Type", "application/json")
+	if in != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
 	req.Header.Set("Accept", "application/json")
 	if a.token != "" {
 		req.Header.Set("Authorization", "Bearer "+a.token)
 	}
 	resp, err := a.http.Do(req)
 	if err != nil {
-		return err
+		return err // names the method and URL
 	}
 	defer resp.Body.Close()
 	answer, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))

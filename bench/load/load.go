@@ -21,9 +21,13 @@ const (
 // loadSpec describes one load run against one URL.
 type loadSpec struct {
 	url         string
+	token       string             // sent as "Authorization: Bearer", when set
+	check       func([]byte) error // checks the body of a 202; nil accepts any
 	concurrency int
 	warmup      time.Duration
 	duration    time.Duration
+	// windowStart, when set, is called as the measured window begins.
+	windowStart func()
 }
 
 // loadStats is what a load run observed. Requests, accepted and the latencies
@@ -37,6 +41,7 @@ type loadStats struct {
 	acceptedTotal int64
 	errors        int64
 	latency       histogram
+	start         time.Time // when the warm-up began
 	end           time.Time // when the last request returned
 }
 
@@ -66,8 +71,8 @@ func (l *errorLog) report(msg string) {
 }
 
 // generate posts webhook payloads to spec.url from spec.concurrency workers,
-// each in a closed loop, for spec.warmup and then spec.duration. A 202 counts
-// as accepted; anything else is an error.
+// each in a closed loop, for spec.warmup and then spec.duration. A 202 that
+// passes spec.check counts as accepted; anything else is an error.
 func generate(ctx context.Context, spec loadSpec, logger *slog.Logger) loadStats {
 	transport := &http.Transport{
 		DialContext:         (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
@@ -85,8 +90,20 @@ func generate(ctx context.Context, spec loadSpec, logger *slog.Logger) loadStats
 		workers = make([]workerStats, spec.concurrency)
 		wg      sync.WaitGroup
 	)
-	measureFrom := time.Now().Add(spec.warmup)
+	start := time.Now()
+	measureFrom := start.Add(spec.warmup)
 	until := measureFrom.Add(spec.duration)
+	if spec.windowStart != nil {
+		timer := time.NewTimer(spec.warmup)
+		defer timer.Stop()
+		wg.Go(func() {
+			select {
+			case <-timer.C:
+				spec.windowStart()
+			case <-ctx.Done():
+			}
+		})
+	}
 	for i := range workers {
 		w := &workers[i]
 		wg.Go(func() {
@@ -95,7 +112,7 @@ func generate(ctx context.Context, spec loadSpec, logger *slog.Logger) loadStats
 				if !start.Before(until) {
 					return
 				}
-				err := post(ctx, client, spec.url, seq.Add(1))
+				err := post(ctx, client, spec, seq.Add(1))
 				took := time.Since(start)
 				if err != nil && ctx.Err() != nil {
 					return // interrupted: not the server's failure
@@ -119,7 +136,7 @@ func generate(ctx context.Context, spec loadSpec, logger *slog.Logger) loadStats
 	}
 	wg.Wait()
 
-	stats := loadStats{end: time.Now()}
+	stats := loadStats{start: start, end: time.Now()}
 	stats.elapsed = stats.end.Sub(measureFrom)
 	for i := range workers {
 		w := &workers[i]
@@ -135,15 +152,19 @@ func generate(ctx context.Context, spec loadSpec, logger *slog.Logger) loadStats
 	return stats
 }
 
-// post sends payload number n and fails unless the answer is 202. It reads
-// the whole answer so that the connection goes back to the pool.
-func post(ctx context.Context, client *http.Client, url string, n int64) error {
+// post sends payload number n to spec.url and fails unless the answer is
+// 202 and passes spec.check. It reads the whole answer so that the
+// connection goes back to the pool.
+func post(ctx context.Context, client *http.Client, spec loadSpec, n int64) error {
 	body := fmt.Appendf(nil, `{"user":{"email":"u%d@example.com"},"n":%d}`, n, n)
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, spec.url, bytes.NewReader(body))
 	if err != nil {
 		return err
 	}
 	req.Header.Set("Content-Type", "application/json")
+	if spec.token != "" {
+		req.Header.Set("Authorization", "Bearer "+spec.token)
+	}
 	resp, err := client.Do(req)
 	if err != nil {
 		return err
@@ -152,8 +173,19 @@ func post(ctx context.Context, client *http.Client, url string, n int64) error {
 	if resp.StatusCode != http.StatusAccepted {
 		detail, _ := io.ReadAll(io.LimitReader(resp.Body, 300))
 		_, _ = io.Copy(io.Discard, resp.Body)
-		return fmt.Errorf("POST %s: status %d, want 202: %s", url, resp.StatusCode, bytes.TrimSpace(detail))
+		return fmt.Errorf("POST %s: status %d, want 202: %s", spec.url, resp.StatusCode, bytes.TrimSpace(detail))
 	}
-	_, err = io.Copy(io.Discard, resp.Body)
-	return err
+	if spec.check == nil {
+		_, err = io.Copy(io.Discard, resp.Body)
+		return err
+	}
+	answer, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return fmt.Errorf("POST %s: reading answer: %w", spec.url, err)
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	if err := spec.check(answer); err != nil {
+		return fmt.Errorf("POST %s: 202, but %w: %s", spec.url, err, truncate(string(bytes.TrimSpace(answer)), 300))
+	}
+	return nil
 }

@@ -1,9 +1,9 @@
-// Command load measures how many webhook messages Plugboard accepts per
-// second, how long it takes to deliver them, and what that costs in memory and
-// start-up time, next to a bare net/http server loaded the same way on the
-// same machine.
+// Command load measures how many webhook messages (or app events) Plugboard
+// accepts per second, how long it takes to deliver them, and what that costs
+// in CPU, memory and start-up time, next to a bare net/http server loaded the
+// same way on the same machine.
 //
-//	go run ./bench/load [-c 32,64] [-d 10s] [-pg postgres://...]
+//	go run ./bench/load [-scenario webhook|appevents|steps] [-c 32,64] [-d 10s] [-pg postgres://...]
 //
 // See bench/README.md for the flags and the meaning of each column.
 package main
@@ -25,6 +25,7 @@ import (
 
 // config is the validated command line.
 type config struct {
+	scenario      scenario
 	concurrency   []int
 	duration      time.Duration
 	warmup        time.Duration
@@ -65,11 +66,12 @@ func parseFlags(args []string, output io.Writer) (config, error) {
 	fs.SetOutput(output)
 	fs.Usage = func() {
 		fmt.Fprintln(output, "Usage: go run ./bench/load [flags]")
-		fmt.Fprintln(output, "\nLoads a bare net/http server, then Plugboard, with the same webhook traffic and reports both.")
+		fmt.Fprintln(output, "\nLoads a bare net/http server, then Plugboard, with the same traffic and reports both.")
 		fmt.Fprintln(output, "\nFlags:")
 		fs.PrintDefaults()
 	}
 	var cfg config
+	scen := fs.String("scenario", string(scenarioWebhook), "what Plugboard runs: `name` webhook, appevents or steps (see bench/README.md)")
 	conc := fs.String("c", "64", "concurrent `workers`; a comma-separated list (32,64) runs each in turn")
 	fs.DurationVar(&cfg.duration, "d", 10*time.Second, "measured load `duration` per run")
 	fs.DurationVar(&cfg.warmup, "warmup", time.Second, "warm-up before the measured window (not counted)")
@@ -86,6 +88,9 @@ func parseFlags(args []string, output io.Writer) (config, error) {
 		return config{}, fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
 	var err error
+	if cfg.scenario, err = parseScenario(*scen); err != nil {
+		return config{}, err
+	}
 	if cfg.concurrency, err = parseConcurrency(*conc); err != nil {
 		return config{}, err
 	}
@@ -149,14 +154,15 @@ func run(ctx context.Context, cfg config, logger *slog.Logger, stdout io.Writer)
 			baseline = &r
 			results = append(results, r)
 		}
-		if !cfg.skipPlugboard && ctx.Err() == nil {
-			r := runPlugboard(ctx, cfg, bin, work, c, logger)
-			if baseline != nil && baseline.Error == "" && r.Error == "" && baseline.AcceptedPerSec > 0 {
-				ratio := r.AcceptedPerSec / baseline.AcceptedPerSec
-				r.VsBaseline = &ratio
+		var runs []Result
+		for _, v := range cfg.scenario.variants() {
+			if cfg.skipPlugboard || ctx.Err() != nil {
+				break
 			}
-			results = append(results, r)
+			runs = append(runs, runPlugboard(ctx, cfg, bin, work, c, v, logger))
 		}
+		compare(baseline, runs)
+		results = append(results, runs...)
 		if ctx.Err() != nil {
 			logger.Warn("interrupted")
 			break
@@ -164,7 +170,7 @@ func run(ctx context.Context, cfg config, logger *slog.Logger, stdout io.Writer)
 	}
 
 	if !cfg.jsonOnly {
-		writeTable(stdout, results)
+		writeTable(stdout, cfg.scenario, results)
 		fmt.Fprintln(stdout)
 	}
 	if err := writeJSONLines(stdout, results); err != nil {

@@ -41,11 +41,52 @@ func TestParseFlagsRejects(t *testing.T) {
 		{[]string{"-drain-timeout", "0s"}, "-drain-timeout must be positive"},
 		{[]string{"-skip-baseline", "-skip-plugboard"}, "nothing to run"},
 		{[]string{"extra"}, "unexpected argument"},
+		{[]string{"-scenario", "fanout"}, `-scenario: "fanout" is not one of webhook, appevents, steps`},
 	}
 	for _, tt := range tests {
 		_, err := parseFlags(tt.args, io.Discard)
 		if err == nil || !strings.Contains(err.Error(), tt.want) {
 			t.Errorf("parseFlags(%q) error = %v, want one containing %q", tt.args, err, tt.want)
+		}
+	}
+}
+
+func TestParseScenario(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		in      string
+		want    scenario
+		wantErr bool
+	}{
+		{in: "webhook", want: scenarioWebhook},
+		{in: "appevents", want: scenarioAppEvents},
+		{in: "steps", want: scenarioSteps},
+		{in: "", wantErr: true},
+		{in: "Steps", wantErr: true},
+		{in: "app-events", wantErr: true},
+	}
+	for _, tt := range tests {
+		got, err := parseScenario(tt.in)
+		if (err != nil) != tt.wantErr || got != tt.want {
+			t.Errorf("parseScenario(%q) = %q, %v; want %q, error %v", tt.in, got, err, tt.want, tt.wantErr)
+		}
+	}
+}
+
+func TestParseFlagsScenario(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		args []string
+		want scenario
+	}{
+		{nil, scenarioWebhook},
+		{[]string{"-scenario", "appevents", "-c", "16"}, scenarioAppEvents},
+		{[]string{"-scenario=steps"}, scenarioSteps},
+	}
+	for _, tt := range tests {
+		cfg, err := parseFlags(tt.args, io.Discard)
+		if err != nil || cfg.scenario != tt.want {
+			t.Errorf("parseFlags(%q) scenario = %q, %v; want %q", tt.args, cfg.scenario, err, tt.want)
 		}
 	}
 }

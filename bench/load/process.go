@@ -146,6 +146,48 @@ func statusField(status []byte, name string) uint64 {
 	return 0
 }
 
+// clockTicks is the unit of utime and stime in /proc/<pid>/stat (USER_HZ):
+// 100 per second on every architecture Go runs Linux on.
+const clockTicks = 100
+
+// cpuTime reads the CPU time the server has used so far, user and system.
+func (p *serverProcess) cpuTime() (time.Duration, error) {
+	path := filepath.Join("/proc", strconv.Itoa(p.cmd.Process.Pid), "stat")
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0, fmt.Errorf("reading CPU time: %w", err)
+	}
+	d, err := statCPU(b)
+	if err != nil {
+		return 0, fmt.Errorf("reading CPU time from %s: %w", path, err)
+	}
+	return d, nil
+}
+
+// statCPU returns utime + stime of a /proc/<pid>/stat line. The command
+// name, in parentheses, may hold spaces and parentheses itself, so the
+// fields are counted from the last ')'.
+func statCPU(stat []byte) (time.Duration, error) {
+	end := bytes.LastIndexByte(stat, ')')
+	if end < 0 {
+		return 0, errors.New("no command name")
+	}
+	// After the name come state (field 3) ... utime (14) and stime (15).
+	fields := strings.Fields(string(stat[end+1:]))
+	if len(fields) < 13 {
+		return 0, fmt.Errorf("%d fields after the command name, want at least 13", len(fields))
+	}
+	var ticks uint64
+	for _, f := range fields[11:13] {
+		n, err := strconv.ParseUint(f, 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("CPU time %q: %w", f, err)
+		}
+		ticks += n
+	}
+	return time.Duration(ticks) * (time.Second / clockTicks), nil
+}
+
 // stop sends SIGTERM and waits up to stopGrace for the process to exit,
 // killing it after that. It returns errStopTimeout when the process had to be
 // killed, and the exit error when it exited unsuccessfully.

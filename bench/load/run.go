@@ -21,7 +21,7 @@ const (
 
 // runBaseline loads the bare net/http server at concurrency c.
 func runBaseline(ctx context.Context, cfg config, work string, c int, logger *slog.Logger) Result {
-	r := Result{Target: "baseline", Concurrency: c}
+	r := Result{Scenario: cfg.scenario, Target: "baseline", Concurrency: c}
 	logger = logger.With(slog.String("target", r.Target), slog.Int("c", c))
 	if err := measureBaseline(ctx, cfg, work, &r, logger); err != nil {
 		r.Error = err.Error()
@@ -62,24 +62,28 @@ func measureBaseline(ctx context.Context, cfg config, work string, r *Result, lo
 	defer shutdown(p, r, logger)
 
 	logger.Info("loading", slog.Duration("warmup", cfg.warmup), slog.Duration("duration", cfg.duration))
-	r.addLoad(generate(ctx, loadSpec{
+	loadServer(ctx, p, loadSpec{
 		url:         p.baseURL() + "/hook",
 		concurrency: r.Concurrency,
 		warmup:      cfg.warmup,
 		duration:    cfg.duration,
-	}, logger))
+	}, r, logger)
 	return nil
 }
 
-// runPlugboard runs the benchmark flow on a fresh Plugboard server at
-// concurrency c, on SQLite or, with -pg, on PostgreSQL.
-func runPlugboard(ctx context.Context, cfg config, bin, work string, c int, logger *slog.Logger) Result {
-	r := Result{Target: "plugboard-sqlite", Concurrency: c}
+// runPlugboard runs variant v of the scenario on a fresh Plugboard server
+// at concurrency c, on SQLite or, with -pg, on PostgreSQL.
+func runPlugboard(ctx context.Context, cfg config, bin, work string, c int, v variant, logger *slog.Logger) Result {
+	r := Result{Scenario: cfg.scenario, Target: "plugboard-sqlite", Concurrency: c}
 	if cfg.pgURL != "" {
 		r.Target = "plugboard-postgres"
 	}
 	logger = logger.With(slog.String("target", r.Target), slog.Int("c", c))
-	if err := measurePlugboard(ctx, cfg, bin, work, &r, logger); err != nil {
+	if cfg.scenario == scenarioSteps {
+		r.Steps = &v.steps
+		logger = logger.With(slog.Int("steps", v.steps))
+	}
+	if err := measurePlugboard(ctx, cfg, bin, work, v, &r, logger); err != nil {
 		r.Error = err.Error()
 		logger.Error("run failed", slog.Any("err", err))
 		return r
@@ -90,7 +94,7 @@ func runPlugboard(ctx context.Context, cfg config, bin, work string, c int, logg
 	return r
 }
 
-func measurePlugboard(ctx context.Context, cfg config, bin, work string, r *Result, logger *slog.Logger) error {
+func measurePlugboard(ctx context.Context, cfg config, bin, work string, v variant, r *Result, logger *slog.Logger) error {
 	dir, err := os.MkdirTemp(work, "plugboard-")
 	if err != nil {
 		return fmt.Errorf("creating run directory: %w", err)
@@ -126,7 +130,7 @@ func measurePlugboard(ctx context.Context, cfg config, bin, work string, r *Resu
 		env["PLUGBOARD_DATABASE_URL"] = dsn
 	}
 
-	snk, err := startSink(logger)
+	snk, err := startSink(cfg.scenario.deliveryCheck(v), logger)
 	if err != nil {
 		return err
 	}
@@ -147,32 +151,60 @@ func measurePlugboard(ctx context.Context, cfg config, bin, work string, r *Resu
 	if err := api.signIn(ctx, adminEmail, password); err != nil {
 		return withLog(err, p)
 	}
-	flow, err := api.createFlow(ctx, snk.url)
+	logger.Info("setting up", slog.String("scenario", string(cfg.scenario)))
+	wl, err := cfg.scenario.setup(ctx, api, snk.url, v)
 	if err != nil {
 		return withLog(err, p)
 	}
-	if err := api.startFlow(ctx, flow.ID); err != nil {
-		return withLog(err, p)
-	}
+	r.Note = wl.note
 
-	logger.Info("loading", slog.String("webhook", flow.WebhookURL),
+	logger.Info("loading", slog.String("url", wl.url),
 		slog.Duration("warmup", cfg.warmup), slog.Duration("duration", cfg.duration))
-	stats := generate(ctx, loadSpec{
-		url:         flow.WebhookURL,
+	stats := loadServer(ctx, p, loadSpec{
+		url:         wl.url,
+		token:       wl.token,
+		check:       wl.check,
 		concurrency: r.Concurrency,
 		warmup:      cfg.warmup,
 		duration:    cfg.duration,
-	}, logger)
-	r.addLoad(stats)
+	}, r, logger)
 
-	logger.Info("waiting for deliveries", slog.Int64("accepted", stats.acceptedTotal), slog.Duration("timeout", cfg.drainTimeout))
-	drained := snk.waitDelivered(ctx, stats.acceptedTotal, cfg.drainTimeout)
-	r.addDelivery(snk.counts(), drained, time.Since(stats.end))
+	expected := stats.acceptedTotal * wl.fanOut
+	logger.Info("waiting for deliveries", slog.Int64("accepted", stats.acceptedTotal),
+		slog.Int64("expected", expected), slog.Duration("timeout", cfg.drainTimeout))
+	drained := snk.waitDelivered(ctx, expected, cfg.drainTimeout)
+	r.addDelivery(snk.counts(), expected, drained, time.Since(stats.end), stats.end.Sub(stats.start))
 	if !drained {
-		logger.Warn("not every accepted message was delivered",
-			slog.Int64("delivered", r.Delivery.Delivered), slog.Int64("accepted", stats.acceptedTotal))
+		logger.Warn("not every expected delivery arrived",
+			slog.Int64("delivered", r.Delivery.Delivered), slog.Int64("expected", expected))
 	}
 	return nil
+}
+
+// loadServer loads p as spec says and records the load's figures in r, with
+// the server's CPU time over the measured window.
+func loadServer(ctx context.Context, p *serverProcess, spec loadSpec, r *Result, logger *slog.Logger) loadStats {
+	var (
+		before  time.Duration
+		sampled bool
+		err     error
+	)
+	spec.windowStart = func() {
+		before, err = p.cpuTime()
+		sampled = err == nil
+	}
+	stats := generate(ctx, spec, logger) // returns after windowStart
+	r.addLoad(stats)
+	if sampled {
+		var after time.Duration
+		if after, err = p.cpuTime(); err == nil {
+			r.addCPU(after - before)
+		}
+	}
+	if err != nil {
+		logger.Warn("measuring CPU time", slog.Any("err", err))
+	}
+	return stats
 }
 
 // launch starts a server, waits until it is ready and records its start-up

@@ -2,35 +2,37 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
-	"strings"
 	"sync"
 	"time"
 )
 
 const drainPoll = 10 * time.Millisecond
 
-// sink is the endpoint the benchmark flow delivers to. It counts deliveries
+// sink is the endpoint the benchmark flows deliver to. It counts deliveries
 // by Idempotency-Key, so that a message delivered twice counts once as
-// delivered and once as a duplicate, and checks that each body carries the
-// fields the flow maps.
+// delivered and once as a duplicate, and checks each body: it must be what
+// the flow sends, and its identity (which request, and with app events
+// which flow) must not arrive again under another key.
 type sink struct {
 	srv    *http.Server
 	url    string
 	logger *slog.Logger
+	check  func(body []byte) (id string, err error)
 
 	mu         sync.Mutex
 	keys       map[string]struct{}
+	ids        map[string]struct{}
 	requests   int64
 	duplicates int64
+	repeated   int64 // new keys whose body identity arrived before
 	unkeyed    int64 // requests without an Idempotency-Key
-	badBodies  int64 // requests whose body lacks the mapped fields
+	badBodies  int64 // requests whose body fails check
 }
 
 // sinkCounts is a snapshot of what the sink received.
@@ -38,12 +40,14 @@ type sinkCounts struct {
 	Requests   int64 `json:"requests"`
 	Delivered  int64 `json:"delivered"` // distinct idempotency keys
 	Duplicates int64 `json:"duplicates"`
+	Repeated   int64 `json:"repeated"` // same request (and flow) under another key
 	Unkeyed    int64 `json:"unkeyed"`
 	BadBodies  int64 `json:"badBodies"`
 }
 
-// startSink listens on a free loopback port. The caller must call close.
-func startSink(logger *slog.Logger) (*sink, error) {
+// startSink listens on a free loopback port and checks each delivered body
+// with check. The caller must call close.
+func startSink(check func(body []byte) (string, error), logger *slog.Logger) (*sink, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, fmt.Errorf("starting sink: %w", err)
@@ -51,7 +55,9 @@ func startSink(logger *slog.Logger) (*sink, error) {
 	s := &sink{
 		url:    "http://" + ln.Addr().String() + "/deliveries",
 		logger: logger,
+		check:  check,
 		keys:   make(map[string]struct{}),
+		ids:    make(map[string]struct{}),
 	}
 	s.srv = &http.Server{Handler: s, ReadHeaderTimeout: 10 * time.Second}
 	go func() {
@@ -62,23 +68,16 @@ func startSink(logger *slog.Logger) (*sink, error) {
 	return s, nil
 }
 
-// mappedBody is what the benchmark flow's core.Set step produces.
-type mappedBody struct {
-	Email  string `json:"email"`
-	Source string `json:"source"`
-}
-
 func (s *sink) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	body, err := io.ReadAll(io.LimitReader(r.Body, 1<<20))
 	if err != nil {
 		http.Error(w, "reading body", http.StatusBadRequest)
 		return
 	}
-	var m mappedBody
-	good := json.Unmarshal(body, &m) == nil &&
-		m.Source == "bench" && strings.HasSuffix(m.Email, "@example.com")
+	id, bad := s.check(body)
 	key := r.Header.Get("Idempotency-Key")
 
+	firstRepeat := false
 	s.mu.Lock()
 	s.requests++
 	switch _, seen := s.keys[key]; {
@@ -88,15 +87,26 @@ func (s *sink) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.duplicates++
 	default:
 		s.keys[key] = struct{}{}
+		if bad == nil {
+			if _, again := s.ids[id]; again {
+				s.repeated++
+				firstRepeat = s.repeated == 1
+			}
+			s.ids[id] = struct{}{}
+		}
 	}
-	if !good {
+	if bad != nil {
 		s.badBodies++
 	}
 	badBodies, unkeyed := s.badBodies, s.unkeyed
 	s.mu.Unlock()
 
-	if !good && badBodies == 1 {
-		s.logger.Warn("delivered body lacks the mapped fields", slog.String("body", truncate(string(body), 300)))
+	if bad != nil && badBodies == 1 {
+		s.logger.Warn("delivered body is not what the flow sends", slog.String("err", bad.Error()),
+			slog.String("body", truncate(string(body), 300)))
+	}
+	if firstRepeat {
+		s.logger.Warn("a message arrived again under another Idempotency-Key", slog.String("id", id))
 	}
 	if key == "" && unkeyed == 1 {
 		s.logger.Warn("delivery without an Idempotency-Key header: it cannot count as delivered")
@@ -111,6 +121,7 @@ func (s *sink) counts() sinkCounts {
 		Requests:   s.requests,
 		Delivered:  int64(len(s.keys)),
 		Duplicates: s.duplicates,
+		Repeated:   s.repeated,
 		Unkeyed:    s.unkeyed,
 		BadBodies:  s.badBodies,
 	}

@@ -219,3 +219,59 @@ func TestWebhookWaitsForResponse(t *testing.T) {
 		})
 	}
 }
+
+func TestCodeStep(t *testing.T) {
+	t.Parallel()
+	for _, backend := range storetest.Backends() {
+		t.Run(backend, func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t, backend)
+			s := newSink(t, 0)
+			codeFlow := func(name, code string) flowResp {
+				return e.startFlow(e.admin, map[string]any{
+					"name": name,
+					"components": map[string]any{
+						"hook": map[string]any{"type": "core.Webhook"},
+						"code": map[string]any{"type": "core.Code", "properties": map[string]any{"code": code, "timeout": "100ms"},
+							"retry": map[string]any{"maxAttempts": 2, "initialInterval": "10ms", "maxInterval": "20ms"}},
+						"call": map[string]any{"type": "core.HttpRequest", "properties": map[string]any{"method": "POST", "url": s.srv.URL, "body": "{{ $.code }}"}},
+					},
+					"links": []map[string]any{{"from": "hook", "to": "code"}, {"from": "code", "to": "call"}},
+				})
+			}
+			// Happy path: input and $ in, the return value out; {{ }} in the
+			// source is left alone; no require, fetch or process.
+			ok := codeFlow("score", `const tag = "{{ not a placeholder }}";
+				return { n: input.body.n * 2, email: $.hook.body.user.email.toUpperCase(), tag,
+				         sandbox: [typeof require, typeof fetch, typeof process].join(",") };`)
+			e.do("POST", ok.Components["hook"].WebhookURL, "", `{"n":21,"user":{"email":"ada@example.com"}}`, http.StatusAccepted, nil)
+			eventually(t, 10*time.Second, "the scored message", func() bool { return s.delivered() == 1 })
+			s.mu.Lock()
+			for _, b := range s.bodies {
+				if b["n"] != 42.0 || b["email"] != "ADA@EXAMPLE.COM" || b["tag"] != "{{ not a placeholder }}" || b["sandbox"] != "undefined,undefined,undefined" {
+					t.Errorf("delivered %v", b)
+				}
+			}
+			s.mu.Unlock()
+
+			// A runaway script is stopped by its time limit, retried, and
+			// dead-lettered with its message.
+			loop := codeFlow("loop", `while (true) {}`)
+			e.do("POST", loop.Components["hook"].WebhookURL, "", `{"n":1}`, http.StatusAccepted, nil)
+			eventually(t, 20*time.Second, "the runaway script dead-lettered", func() bool { return len(e.unprocessedErrors()) == 1 })
+			var un struct {
+				Items []struct {
+					ComponentID, Error string
+					Attempts           int
+				}
+			}
+			e.do("GET", "/api/v1/unprocessed-messages", e.admin, nil, http.StatusOK, &un)
+			if m := un.Items[0]; m.ComponentID != "code" || m.Attempts != 2 || !strings.Contains(strings.ToLower(m.Error), "time") {
+				t.Errorf("unprocessed = %+v", un.Items)
+			}
+			if s.delivered() != 1 {
+				t.Errorf("the runaway script's message was delivered")
+			}
+		})
+	}
+}

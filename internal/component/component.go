@@ -48,6 +48,10 @@ type Property struct {
 	Default     any          `json:"default,omitempty"`
 	Enum        []string     `json:"enum,omitempty"`
 	Example     any          `json:"example,omitempty"`
+	// Literal marks a value that is passed to the component exactly as
+	// written: "{{" in it is text, not a placeholder. For source code and
+	// templates of other languages.
+	Literal bool `json:"literal,omitempty"`
 }
 
 // Spec is the declarative description of a component. It drives flow
@@ -101,6 +105,9 @@ type Invocation struct {
 	Properties map[string]any
 	// Input is the value that arrived on the input port.
 	Input any
+	// Scope holds the outputs of the components upstream, by component id:
+	// what placeholders read as $. Components must not change it.
+	Scope map[string]any
 }
 
 // Emit is one output value on one port.

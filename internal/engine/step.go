@@ -193,6 +193,7 @@ func (e *Engine) invoke(ctx context.Context, n *flow.Node, inv component.Invocat
 		return nil, component.Permanent(fmt.Errorf("resolving properties of %s: %w", n.ID, err))
 	}
 	inv.Properties, _ = props.(map[string]any)
+	inv.Scope = scope
 	defer func() {
 		if r := recover(); r != nil {
 			e.log.LogAttrs(ctx, slog.LevelError, "component panicked", slog.String("component", n.Type),

@@ -100,7 +100,7 @@ type Node struct {
 	Spec      component.Spec
 	Component component.Component
 	// Properties resolves the component's property values per message.
-	Properties *mapping.Template
+	Properties *Properties
 	Retry      component.RetryPolicy
 	// Out maps an output port to the components it feeds.
 	Out map[string][]Target
@@ -156,7 +156,7 @@ func Compile(doc *Document, reg *component.Registry) (*Compiled, error) {
 				props[p.Name] = p.Default
 			}
 		}
-		tmpl, err := mapping.Compile(props)
+		np, err := compileProperties(spec, props)
 		if err != nil {
 			field := "properties"
 			var me *mapping.Error
@@ -165,9 +165,9 @@ func Compile(doc *Document, reg *component.Registry) (*Compiled, error) {
 			}
 			add(id, field, "%v", err)
 		}
-		n.Properties = tmpl
+		n.Properties = np
 		if v, ok := comp.(component.Validator); ok && err == nil {
-			if prop, verr := v.Validate(constants(props)); verr != nil {
+			if prop, verr := v.Validate(constants(spec, props)); verr != nil {
 				add(id, "properties."+prop, "%v", verr)
 			}
 		}
@@ -229,15 +229,82 @@ func Compile(doc *Document, reg *component.Registry) (*Compiled, error) {
 	return c, nil
 }
 
-// constants returns the properties whose values hold no placeholder.
-func constants(props map[string]any) map[string]any {
+// constants returns the properties whose values hold no placeholder:
+// literal properties and those without "{{".
+func constants(spec component.Spec, props map[string]any) map[string]any {
 	out := make(map[string]any, len(props))
 	for k, v := range props {
-		if t, err := mapping.Compile(v); err == nil && t.Static() {
+		if p, ok := spec.Property(k); ok && p.Literal {
+			out[k] = v
+		} else if t, err := mapping.Compile(v); err == nil && t.Static() {
 			out[k] = v
 		}
 	}
 	return out
+}
+
+// Properties resolves a component's property values for one message:
+// placeholders are resolved against the message's scope, and the values
+// of literal properties (component.Property.Literal) are passed as
+// written. It is immutable and safe for concurrent use.
+type Properties struct {
+	tmpl     *mapping.Template
+	literals map[string]any
+}
+
+// compileProperties splits props into literal values and a template for
+// the rest.
+func compileProperties(spec component.Spec, props map[string]any) (*Properties, error) {
+	p := &Properties{}
+	resolved := props
+	for _, sp := range spec.Properties {
+		v, set := props[sp.Name]
+		if !sp.Literal || !set {
+			continue
+		}
+		if p.literals == nil {
+			p.literals = map[string]any{}
+			resolved = maps.Clone(props)
+		}
+		p.literals[sp.Name] = v
+		delete(resolved, sp.Name)
+	}
+	tmpl, err := mapping.Compile(resolved)
+	if err != nil {
+		return nil, err
+	}
+	p.tmpl = tmpl
+	return p, nil
+}
+
+// Eval returns the property values, as an object, with every placeholder
+// resolved against scope. The object is fresh; values of literal
+// properties and values read from scope are shared.
+func (p *Properties) Eval(scope map[string]any) (any, error) {
+	if p == nil {
+		return nil, nil
+	}
+	v, err := p.tmpl.Eval(scope)
+	if err != nil || len(p.literals) == 0 {
+		return v, err
+	}
+	m, _ := v.(map[string]any)
+	if m == nil {
+		m = make(map[string]any, len(p.literals))
+	}
+	for k, lv := range p.literals {
+		m[k] = lv
+	}
+	return m, nil
+}
+
+// References returns the ids of the components the placeholders read, as
+// mapping.Template.References does.
+func (p *Properties) References() []string {
+	if p == nil {
+		return nil
+	}
+	return p.tmpl.References()
 }
 
 func cmpOr(a, b string) string {
@@ -269,7 +336,7 @@ func checkProperties(id string, spec component.Spec, props map[string]any, add f
 			continue
 		}
 		v := props[name]
-		if s, isStr := v.(string); isStr && strings.Contains(s, "{{") {
+		if s, isStr := v.(string); isStr && !p.Literal && strings.Contains(s, "{{") {
 			continue // resolved per message
 		}
 		if v != nil && !typeMatches(p.Type, v) {

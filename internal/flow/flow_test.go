@@ -1,8 +1,10 @@
 package flow_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -95,6 +97,97 @@ func TestParseStrict(t *testing.T) {
 	for _, doc := range []string{`{"name":"f","colour":1}`, `{"name":`, `{"name":"f"} {}`, `[]`} {
 		if _, err := flow.Parse([]byte(doc)); !errors.Is(err, flow.ErrMalformed) {
 			t.Errorf("Parse(%s) = %v, want ErrMalformed", doc, err)
+		}
+	}
+}
+
+// literalAction has a literal property, as core.Code has for its script.
+type literalAction struct{}
+
+func (literalAction) Spec() component.Spec {
+	return component.Spec{
+		Type: "test.Literal", Kind: component.KindAction,
+		Properties: []component.Property{
+			{Name: "source", Type: component.TypeString, Required: true, Literal: true},
+			{Name: "note", Type: component.TypeString},
+			{Name: "size", Type: component.TypeNumber, Literal: true},
+		},
+		InPorts: []string{component.PortIn}, OutPorts: []string{component.PortOut},
+	}
+}
+
+func (literalAction) Invoke(context.Context, component.Invocation) ([]component.Emit, error) {
+	return nil, nil
+}
+
+// TestLiteralProperties: a literal value is passed as written, "{{" and
+// all, and is checked as a constant; the other properties still resolve.
+func TestLiteralProperties(t *testing.T) {
+	t.Parallel()
+	reg := registry()
+	reg.Register(literalAction{})
+	const source = `if (a) { return "{{ $.hook.body.x }}"; } // {{ not closed`
+	doc := &flow.Document{
+		Name: "f",
+		Components: map[string]flow.ComponentDoc{
+			"hook": {Type: "core.Webhook"},
+			"lit":  {Type: "test.Literal", Properties: map[string]any{"source": source, "note": "x={{ $.hook.body.x }}"}},
+		},
+		Links: []flow.Link{{From: "hook", To: "lit"}},
+	}
+	compiled, err := flow.Compile(doc, reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := compiled.Nodes["lit"]
+	got, err := n.Properties.Eval(map[string]any{"hook": map[string]any{"body": map[string]any{"x": 7.0}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := map[string]any{"source": source, "note": "x=7"}; !reflect.DeepEqual(got, want) {
+		t.Fatalf("properties = %#v, want %#v", got, want)
+	}
+	if refs := n.Properties.References(); !reflect.DeepEqual(refs, []string{"hook"}) {
+		t.Fatalf("references = %v", refs)
+	}
+
+	// A literal value is a constant: its type is checked when the flow is
+	// saved, "{{" or not.
+	doc.Components["lit"] = flow.ComponentDoc{Type: "test.Literal", Properties: map[string]any{"source": source, "size": "{{ 1 }}"}}
+	_, err = flow.Compile(doc, reg)
+	var ve *flow.ValidationError
+	if !errors.As(err, &ve) || len(ve.Problems) != 1 || ve.Problems[0].Field != "properties.size" {
+		t.Fatalf("got %v, want a problem with properties.size", err)
+	}
+}
+
+// TestCodeIsCheckedOnSave: core.Code's script is compiled when the flow
+// is saved; "{{" in it is JavaScript, not a placeholder.
+func TestCodeIsCheckedOnSave(t *testing.T) {
+	t.Parallel()
+	for code, wantErr := range map[string]string{
+		`return "{{ $.hook }}".length;`: "",
+		"const a = 1;\nreturn {;":       "SyntaxError: Unexpected token ; (line 2, column",
+		"":                              "empty",
+	} {
+		doc := &flow.Document{
+			Name: "f",
+			Components: map[string]flow.ComponentDoc{
+				"hook": {Type: "core.Webhook"},
+				"code": {Type: "core.Code", Properties: map[string]any{"code": code}},
+			},
+			Links: []flow.Link{{From: "hook", To: "code"}},
+		}
+		_, err := flow.Compile(doc, registry())
+		if wantErr == "" {
+			if err != nil {
+				t.Errorf("%q: %v", code, err)
+			}
+			continue
+		}
+		var ve *flow.ValidationError
+		if !errors.As(err, &ve) || ve.Problems[0].Field != "properties.code" || !strings.Contains(ve.Problems[0].Message, wantErr) {
+			t.Errorf("%q: got %v, want a problem with properties.code: %s", code, err, wantErr)
 		}
 	}
 }

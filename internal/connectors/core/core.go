@@ -25,6 +25,7 @@ func Register(r *component.Registry, d Deps) {
 	r.Register(OnAppEvent{})
 	r.Register(Schedule{})
 	r.Register(Set{})
+	r.Register(NewCode())
 	r.Register(&HTTPRequest{client: d.HTTP, maxBody: d.MaxResponseBytes})
 	r.Register(Filter{})
 	r.Register(Delay{})
