@@ -8,6 +8,8 @@ replace github.com/google/pprof => github.com/google/pprof v0.0.0-20260906184651
 
 require (
 	github.com/dlclark/regexp2/v2 v2.5.2
+	// goja publishes no releases; this is the newest commit the module
+	// mirror here serves.
 	github.com/dop251/goja v0.0.0-20260917113740-793a2a65c13b
 	github.com/expr-lang/expr v1.17.8
 	github.com/google/uuid v1.6.0
