@@ -1,6 +1,7 @@
 // Command plugboard runs the Plugboard integration platform.
 //
 //	plugboard serve     run the server
+//	plugboard connector pack or publish a connector package
 //	plugboard version   print the version
 package main
 
@@ -30,6 +31,8 @@ func run(ctx context.Context, args []string) error {
 	switch args[0] {
 	case "serve":
 		return serve(ctx, args[1:])
+	case "connector":
+		return connectorCmd(ctx, args[1:], os.Stdout, os.Stderr)
 	case "version":
 		fmt.Printf("plugboard %s (%s %s/%s)\n", version, runtime.Version(), runtime.GOOS, runtime.GOARCH)
 		return nil
@@ -46,6 +49,7 @@ func usage() {
 
 Commands:
   serve     run the server (see "plugboard serve -h" for settings)
+  connector pack or publish a connector package (see "plugboard connector help")
   version   print the version
 `)
 }

@@ -28,6 +28,7 @@ import (
 	"github.com/plugboard/plugboard/internal/engine"
 	"github.com/plugboard/plugboard/internal/outbound"
 	"github.com/plugboard/plugboard/internal/store"
+	"github.com/plugboard/plugboard/internal/syswebhook"
 )
 
 // settings are read from flags, then PLUGBOARD_* variables, then defaults.
@@ -165,16 +166,24 @@ func serve(ctx context.Context, args []string) error {
 		MaxResponseBytes: 10 << 20,
 		Replies:          replies,
 	})
-	eng, err := engine.New(ctx, engine.Config{
-		Store: st, Registry: components, Logger: log, Metrics: reg,
-		NodeID: cfg.nodeID, Workers: cfg.workers, JobTimeout: cfg.jobTimeout, RescueAfter: cfg.rescueAfter, LogRetention: cfg.logRetention,
+	sysHooks, err := syswebhook.New(syswebhook.Config{
+		Store: st, HTTP: outbound.NewClient(outbound.Options{AllowPrivate: cfg.allowPrivate}), Logger: log,
 	})
 	if err != nil {
 		return err
 	}
+	eng, err := engine.New(ctx, engine.Config{
+		Store: st, Registry: components, Logger: log, Metrics: reg,
+		NodeID: cfg.nodeID, Workers: cfg.workers, JobTimeout: cfg.jobTimeout, RescueAfter: cfg.rescueAfter, LogRetention: cfg.logRetention,
+		Events: sysHooks,
+	})
+	if err != nil {
+		return err
+	}
+	sysHooks.Register(eng)
 	srv, err := api.New(api.Config{
 		Store: st, Engine: eng, Registry: components, Logger: log, Metrics: reg, Gatherer: reg, PublicURL: cfg.publicURL,
-		Replies: replies,
+		Replies: replies, SystemWebhooks: sysHooks,
 	})
 	if err != nil {
 		return err

@@ -8,6 +8,7 @@ import (
 
 	"github.com/plugboard/plugboard/internal/auth"
 	"github.com/plugboard/plugboard/internal/connectors/core"
+	"github.com/plugboard/plugboard/internal/engine"
 	"github.com/plugboard/plugboard/internal/flow"
 	"github.com/plugboard/plugboard/internal/store"
 )
@@ -91,6 +92,9 @@ func (s *Server) createFlow(w http.ResponseWriter, r *http.Request, p principal)
 	if err != nil {
 		return err
 	}
+	if err := s.checkFlowACL(r.Context(), p, p.UserID, doc); err != nil { // ACL
+		return err
+	}
 	f := &store.Flow{
 		ID: uuid.Must(uuid.NewV7()).String(), OwnerID: p.UserID, Name: doc.Name, Stage: store.StageStopped,
 		Document: canon, Webhooks: webhookTokens(doc),
@@ -155,6 +159,9 @@ func (s *Server) updateFlow(w http.ResponseWriter, r *http.Request, p principal)
 	if err != nil {
 		return err
 	}
+	if err := s.checkFlowACL(r.Context(), p, existing.OwnerID, doc); err != nil { // ACL
+		return err
+	}
 	f := &store.Flow{ID: existing.ID, OwnerID: existing.OwnerID, Name: doc.Name, Document: canon, Webhooks: webhookTokens(doc)}
 	if err := s.store.UpdateFlow(r.Context(), f); err != nil {
 		return err
@@ -203,13 +210,24 @@ func (s *Server) flowCommand(w http.ResponseWriter, r *http.Request, p principal
 		if _, err := s.engine.Compile(doc); err != nil {
 			return err
 		}
+		if err := s.checkFlowACL(r.Context(), p, f.OwnerID, doc); err != nil { // ACL
+			return err
+		}
 		stage = store.StageRunning
 	case "stop":
 		stage = store.StageStopped
 	default:
 		return problem(http.StatusUnprocessableEntity, "command must be start or stop")
 	}
-	if err := s.store.SetFlowStage(r.Context(), p.ownerScope(), f.ID, stage); err != nil {
+	// A stop and its FLOW_STOPPED event commit together.
+	err = s.store.SetFlowStageThen(r.Context(), p.ownerScope(), f.ID, stage, func(tx *store.Tx, was string) error {
+		if stage != store.StageStopped || was == store.StageStopped || s.cfg.SystemWebhooks == nil {
+			return nil
+		}
+		return s.cfg.SystemWebhooks.Emit(r.Context(), tx, engine.EventFlowStopped,
+			map[string]any{"flowId": f.ID, "ownerId": f.OwnerID, "reason": "stopped-by-user"})
+	})
+	if err != nil {
 		return err
 	}
 	f.Stage = stage
@@ -247,6 +265,12 @@ func (s *Server) flowLogs(w http.ResponseWriter, r *http.Request, p principal) e
 	return writeJSON(w, http.StatusOK, newList(views, limit, func(v logView) string { return v.ID }))
 }
 
-func (s *Server) listComponents(w http.ResponseWriter, _ *http.Request, _ principal) error {
-	return writeJSON(w, http.StatusOK, map[string]any{"items": s.cfg.Registry.Specs()})
+// listComponents lists the components of the connectors the caller may
+// use (see acl.go).
+func (s *Server) listComponents(w http.ResponseWriter, r *http.Request, p principal) error {
+	specs, err := s.usableSpecs(r.Context(), p)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, map[string]any{"items": specs})
 }

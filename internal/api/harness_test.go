@@ -20,6 +20,7 @@ import (
 	"github.com/plugboard/plugboard/internal/outbound"
 	"github.com/plugboard/plugboard/internal/store"
 	"github.com/plugboard/plugboard/internal/store/storetest"
+	"github.com/plugboard/plugboard/internal/syswebhook"
 )
 
 // env is a running Plugboard (store, engine, HTTP API) on a fresh database.
@@ -62,18 +63,25 @@ func newNode(t *testing.T, cfg store.Config, nodeID string) *env {
 	comps := component.NewRegistry()
 	replies := engine.NewReplies(st)
 	core.Register(comps, core.Deps{HTTP: outbound.NewClient(outbound.Options{AllowPrivate: true}), MaxResponseBytes: 1 << 20, Replies: replies})
+	sysHooks, err := syswebhook.New(syswebhook.Config{Store: st, HTTP: outbound.NewClient(outbound.Options{AllowPrivate: true}),
+		InitialInterval: 10 * time.Millisecond, MaxInterval: 50 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
 	eng, err := engine.New(ctx, engine.Config{
 		Store: st, Registry: comps, Metrics: reg, NodeID: nodeID, Workers: 32, FetchPollInterval: 10 * time.Millisecond,
-		SchedulePoll: 20 * time.Millisecond,
+		SchedulePoll: 20 * time.Millisecond, Events: sysHooks,
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
+	sysHooks.Register(eng)
 	// The server's URL is the webhook base, so the handler is set once the
 	// listener exists.
 	var handler http.Handler
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { handler.ServeHTTP(w, r) }))
-	a, err := api.New(api.Config{Store: st, Engine: eng, Registry: comps, Metrics: reg, Gatherer: reg, PublicURL: srv.URL, Replies: replies})
+	a, err := api.New(api.Config{Store: st, Engine: eng, Registry: comps, Metrics: reg, Gatherer: reg, PublicURL: srv.URL, Replies: replies,
+		SystemWebhooks: sysHooks})
 	if err != nil {
 		t.Fatal(err)
 	}

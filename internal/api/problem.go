@@ -20,6 +20,9 @@ type Problem struct {
 	Detail   string         `json:"detail,omitempty"`
 	Instance string         `json:"instance,omitempty"`
 	Errors   []flow.Problem `json:"errors,omitempty"`
+	// Flows lists the flows a refused change concerns (a breaking
+	// connector update names the running flows it would stop).
+	Flows []usageItem `json:"flows,omitempty"`
 }
 
 func (p *Problem) Error() string { return p.Detail }

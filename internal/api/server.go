@@ -20,9 +20,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/plugboard/plugboard/internal/acl"
 	"github.com/plugboard/plugboard/internal/component"
 	"github.com/plugboard/plugboard/internal/engine"
 	"github.com/plugboard/plugboard/internal/store"
+	"github.com/plugboard/plugboard/internal/syswebhook"
 )
 
 // Config configures the API server.
@@ -44,6 +46,12 @@ type Config struct {
 	// same box must be given to the core components (core.Deps.Replies).
 	// Default: a box of its own, which only replies made through it reach.
 	Replies *engine.Replies
+	// SystemWebhooks serves /api/v1/system-webhooks and records
+	// FLOW_STOPPED; without it those routes answer 404.
+	SystemWebhooks *syswebhook.Service
+	// Installed lists the installed connectors for the ACL (default: the
+	// built-in connectors and those installed in Store).
+	Installed acl.Installed
 }
 
 // Server is the HTTP API.
@@ -55,6 +63,10 @@ type Server struct {
 	handler http.Handler
 	ready   atomic.Bool
 	hooks   hookCache
+	// aclRules caches the connector access rules; installed lists the
+	// connectors that POST /api/v1/acl/rules/installed-connectors grants.
+	aclRules  *acl.Cache
+	installed acl.Installed
 	// apiRoutes lists the "METHOD /api/v1/..." patterns served, which the
 	// OpenAPI document must describe.
 	apiRoutes []string
@@ -76,6 +88,10 @@ func New(cfg Config) (*Server, error) {
 		cfg.Replies = engine.NewReplies(cfg.Store)
 	}
 	s := &Server{cfg: cfg, store: cfg.Store, engine: cfg.Engine, log: cfg.Logger}
+	s.aclRules, s.installed = acl.NewCache(cfg.Store, nil), cfg.Installed
+	if s.installed == nil {
+		s.installed = acl.Connectors(cfg.Registry, cfg.Store)
+	}
 	s.requests = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "plugboard_http_requests_total", Help: "HTTP requests by route and status code.",
 	}, []string{"route", "code"})
@@ -139,11 +155,30 @@ func (s *Server) routes() http.Handler {
 
 	authed("GET /api/v1/components", s.listComponents)
 
+	admin("GET /api/v1/acl/rules", s.listACLRules)
+	admin("PUT /api/v1/acl/rules", s.replaceACLRules)
+	admin("POST /api/v1/acl/rules/installed-connectors", s.grantInstalledConnectors)
+
+	admin("GET /api/v1/stats/component-usage", s.componentUsage)
+	admin("POST /api/v1/connectors", s.publishConnector)
+	admin("GET /api/v1/connectors", s.listConnectors)
+	admin("GET /api/v1/connectors/{name}", s.getConnector)
+	admin("GET /api/v1/connectors/{name}/versions/{version}/archive", s.connectorArchive)
+	admin("POST /api/v1/connectors/{name}/install", s.installConnector)
+	admin("POST /api/v1/connectors/{name}/update", s.updateConnector)
+	admin("DELETE /api/v1/connectors/{name}", s.removeConnector)
+
 	authed("POST /api/v1/app-events/{event}", s.appEvent)
 
 	authed("GET /api/v1/unprocessed-messages", s.listUnprocessed)
 	authed("POST /api/v1/unprocessed-messages/{id}/retry", s.retryUnprocessed)
 	authed("DELETE /api/v1/unprocessed-messages/{id}", s.deleteUnprocessed)
+
+	admin("POST /api/v1/system-webhooks", s.createSystemWebhook)
+	admin("GET /api/v1/system-webhooks", s.listSystemWebhooks)
+	admin("GET /api/v1/system-webhooks/{id}", s.getSystemWebhook)
+	admin("DELETE /api/v1/system-webhooks/{id}", s.deleteSystemWebhook)
+	admin("GET /api/v1/system-webhooks/{id}/deliveries", s.listSystemWebhookDeliveries)
 
 	mux.Handle("/hooks/{token}", s.wrap(s.webhook))
 	mux.Handle("/", s.wrap(func(w http.ResponseWriter, r *http.Request) error {
@@ -226,6 +261,21 @@ func (s *Server) decode(r *http.Request, v any) error {
 	if err != nil {
 		return err
 	}
+	return decodeJSON(body, v)
+}
+
+// decodeOptional is decode for a body that may be left out: an empty body
+// leaves v as it is.
+func (s *Server) decodeOptional(r *http.Request, v any) error {
+	body, err := readBody(r, s.cfg.MaxAPIBytes)
+	if err != nil || len(bytes.TrimSpace(body)) == 0 {
+		return err
+	}
+	return decodeJSON(body, v)
+}
+
+// decodeJSON decodes one JSON value strictly into v.
+func decodeJSON(body []byte, v any) error {
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {

@@ -61,6 +61,9 @@ type Config struct {
 	// MaxLogBytes caps the input and output kept in each invocation log
 	// (default 16 KiB).
 	MaxLogBytes int
+	// Events, when set, records COMPONENT_ERROR and MESSAGE_UNPROCESSED in
+	// the transactions that record failed steps.
+	Events Emitter
 }
 
 func (c *Config) validate() error {
@@ -94,6 +97,8 @@ type Engine struct {
 	q       *queue
 	flows   flowCache
 	metrics *metrics
+	// kinds runs jobs that are not steps; filled before Start.
+	kinds map[string]*Kind
 
 	stopSchedules context.CancelFunc
 	schedulesDone chan struct{}

@@ -86,6 +86,9 @@ var errNodeLost = errors.New("the node running the last attempt of this step sto
 // The store has handed them to this node.
 func (e *Engine) settleExhausted(ctx context.Context, jobs []store.Job) {
 	for _, j := range jobs {
+		if e.settleExhaustedKind(ctx, j) {
+			continue
+		}
 		var a stepArgs
 		if err := json.Unmarshal(j.Args, &a); err != nil {
 			a.MessageID = j.ID
@@ -265,6 +268,10 @@ func (e *Engine) work(ctx context.Context, j store.Job, local *stepArgs) {
 	if local != nil && local.scope != nil {
 		a = *local
 	} else {
+		if isKindJob(j.Args) {
+			e.workKind(ctx, j)
+			return
+		}
 		if err := json.Unmarshal(j.Args, &a); err != nil {
 			a.MessageID = j.ID
 			e.fail(ctx, j, a, start, component.Permanent(fmt.Errorf("decoding job: %w", err)))
@@ -366,7 +373,10 @@ func (e *Engine) fail(ctx context.Context, j store.Job, a stepArgs, start time.T
 			if err := tx.RetryJob(wctx, j.ID, e.cfg.NodeID, j.Attempt, next, cause.Error()); err != nil {
 				return err
 			}
-			return tx.InsertLogs(wctx, []store.InvocationLog{entry})
+			if err := tx.InsertLogs(wctx, []store.InvocationLog{entry}); err != nil {
+				return err
+			}
+			return e.emit(wctx, tx, EventComponentError, failureEvent(a, j.Attempt, cause, false))
 		})
 	} else {
 		err = e.store.Submit(wctx, func(tx *store.Tx) error {
@@ -378,10 +388,16 @@ func (e *Engine) fail(ctx context.Context, j store.Job, a stepArgs, start time.T
 					return err
 				}
 			}
-			return tx.PutUnprocessed(wctx, &store.UnprocessedMessage{
+			if err := tx.PutUnprocessed(wctx, &store.UnprocessedMessage{
 				ID: a.MessageID, FlowID: a.FlowID, OwnerID: a.OwnerID, ComponentID: a.ComponentID,
 				Attempts: j.Attempt, Error: cause.Error(), Message: j.Args,
-			})
+			}); err != nil {
+				return err
+			}
+			if err := e.emit(wctx, tx, EventComponentError, failureEvent(a, j.Attempt, cause, false)); err != nil {
+				return err
+			}
+			return e.emit(wctx, tx, EventMessageUnprocessed, failureEvent(a, j.Attempt, cause, true))
 		})
 	}
 	if err != nil {

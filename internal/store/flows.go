@@ -57,6 +57,9 @@ func (s *Store) CreateFlow(ctx context.Context, f *Flow) error {
 		if err := tx.putSchedules(ctx, f); err != nil {
 			return err
 		}
+		if err := tx.putComponents(ctx, f); err != nil {
+			return err
+		}
 		return tx.putWebhooks(ctx, f.ID, f.Webhooks)
 	})
 }
@@ -80,6 +83,9 @@ func (s *Store) UpdateFlow(ctx context.Context, f *Flow) error {
 			return err
 		}
 		if err := tx.putSchedules(ctx, f); err != nil {
+			return err
+		}
+		if err := tx.putComponents(ctx, f); err != nil {
 			return err
 		}
 		existing, err := tx.webhooks(ctx, f.ID)
@@ -205,6 +211,13 @@ func (s *Store) ListFlows(ctx context.Context, f FlowFilter) ([]*Flow, error) {
 // start plans the flow's schedules anew from now: runs missed while it
 // was stopped never fire.
 func (s *Store) SetFlowStage(ctx context.Context, ownerID, id, stage string) error {
+	return s.SetFlowStageThen(ctx, ownerID, id, stage, nil)
+}
+
+// SetFlowStageThen is SetFlowStage, then runs then (when not nil) in the
+// same transaction with the stage the flow had before, so that what then
+// writes (a system event) commits exactly when the change does.
+func (s *Store) SetFlowStageThen(ctx context.Context, ownerID, id, stage string, then func(tx *Tx, was string) error) error {
 	return s.InTx(ctx, func(tx *Tx) error {
 		var was string
 		err := tx.q.queryRow(ctx, `SELECT stage FROM flows WHERE id = $1 AND ($2 = '' OR owner_id = $2)`, id, ownerID).Scan(&was)
@@ -218,6 +231,9 @@ func (s *Store) SetFlowStage(ctx context.Context, ownerID, id, stage string) err
 			if _, err := tx.q.exec(ctx, `UPDATE schedules SET next_run_at = NULL WHERE flow_id = $1`, id); err != nil {
 				return fmt.Errorf("planning schedules of flow %s: %w", id, err)
 			}
+		}
+		if then != nil {
+			return then(tx, was)
 		}
 		return nil
 	})

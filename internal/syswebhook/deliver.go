@@ -1,0 +1,140 @@
+package syswebhook
+
+import (
+	"bytes"
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/plugboard/plugboard/internal/component"
+	"github.com/plugboard/plugboard/internal/engine"
+	"github.com/plugboard/plugboard/internal/store"
+)
+
+// KindName names delivery jobs in the jobs table.
+const KindName = "system-webhook"
+
+const secretPrefix = "whsec_"
+
+// Kind is the engine job kind that delivers events.
+func (s *Service) Kind() engine.Kind {
+	return engine.Kind{
+		Name: KindName, Run: s.deliver, Record: s.record,
+		InitialInterval: s.cfg.InitialInterval, MaxInterval: s.cfg.MaxInterval,
+	}
+}
+
+// Register makes eng deliver this service's events.
+func (s *Service) Register(eng *engine.Engine) { eng.RegisterKind(s.Kind()) }
+
+// Sign returns the webhook-signature header value of body for the message
+// id sent at unix time ts, as the Standard Webhooks spec defines it.
+func Sign(secret, id string, ts int64, body []byte) (string, error) {
+	key, err := base64.StdEncoding.DecodeString(strings.TrimPrefix(secret, secretPrefix))
+	if err != nil {
+		return "", fmt.Errorf("decoding webhook secret: %w", err)
+	}
+	mac := hmac.New(sha256.New, key)
+	mac.Write([]byte(id))
+	mac.Write([]byte{'.'})
+	mac.Write(strconv.AppendInt(nil, ts, 10))
+	mac.Write([]byte{'.'})
+	mac.Write(body)
+	return "v1," + base64.StdEncoding.EncodeToString(mac.Sum(nil)), nil
+}
+
+// attemptError is a failed attempt with the answer's status code (0 when
+// there was none).
+type attemptError struct {
+	status int
+	err    error
+}
+
+func (e *attemptError) Error() string { return e.err.Error() }
+func (e *attemptError) Unwrap() error { return e.err }
+
+// errSubscriptionGone drops the deliveries of a deleted subscription.
+var errSubscriptionGone = errors.New("the subscription was deleted")
+
+// deliver makes one attempt: 2xx is delivered; no answer, 408, 429 and
+// 5xx are retried; any other status fails at once.
+func (s *Service) deliver(ctx context.Context, payload json.RawMessage, _ int) error {
+	var d delivery
+	if err := json.Unmarshal(payload, &d); err != nil {
+		return component.Permanent(fmt.Errorf("decoding delivery: %w", err))
+	}
+	sub, err := s.st.SystemWebhook(ctx, d.SubscriptionID)
+	if errors.Is(err, store.ErrNotFound) {
+		return component.Permanent(errSubscriptionGone)
+	}
+	if err != nil {
+		return err
+	}
+	ts := time.Now().Unix()
+	sig, err := Sign(sub.Secret, d.ID, ts, d.Body)
+	if err != nil {
+		return component.Permanent(err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, sub.URL, bytes.NewReader(d.Body))
+	if err != nil {
+		return component.Permanent(fmt.Errorf("preparing delivery to %s: %w", sub.URL, err))
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("User-Agent", "Plugboard-Webhooks")
+	req.Header.Set("webhook-id", d.ID)
+	req.Header.Set("webhook-timestamp", strconv.FormatInt(ts, 10))
+	req.Header.Set("webhook-signature", sig)
+	resp, err := s.cfg.HTTP.Do(req)
+	if err != nil {
+		return &attemptError{err: fmt.Errorf("delivering to %s: %w", sub.URL, err)}
+	}
+	defer resp.Body.Close()
+	// Drain a little so the connection is reused; the answer is not kept.
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	code := resp.StatusCode
+	switch {
+	case code >= 200 && code < 300:
+		s.answered.Store(d.ID, code)
+		return nil
+	case code == http.StatusRequestTimeout || code == http.StatusTooManyRequests || code >= 500:
+		return &attemptError{status: code, err: fmt.Errorf("delivering to %s: answered %d", sub.URL, code)}
+	default:
+		return component.Permanent(&attemptError{status: code, err: fmt.Errorf("delivering to %s: answered %d", sub.URL, code)})
+	}
+}
+
+// record logs an attempt's outcome in the transaction that finishes or
+// reschedules the delivery job.
+func (s *Service) record(ctx context.Context, tx *store.Tx, payload json.RawMessage, attempt int, err error, final bool) error {
+	var d delivery
+	if uerr := json.Unmarshal(payload, &d); uerr != nil || d.ID == "" {
+		return nil // nothing to log against
+	}
+	status, code, msg := store.DeliveryDelivered, 0, ""
+	if err != nil {
+		status, msg = store.DeliveryRetrying, err.Error()
+		if final {
+			status = store.DeliveryFailed
+		}
+		var ae *attemptError
+		if errors.As(err, &ae) {
+			code = ae.status
+		}
+	} else if c, ok := s.answered.LoadAndDelete(d.ID); ok {
+		// Kept by deliver on this node just before; lost only if the
+		// group commit runs this twice, which leaves 0.
+		code = c.(int)
+	}
+	return tx.RecordSystemWebhookAttempt(ctx, d.ID, status, attempt, code, msg)
+}
