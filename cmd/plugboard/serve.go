@@ -24,6 +24,7 @@ import (
 
 	"github.com/plugboard/plugboard/internal/api"
 	"github.com/plugboard/plugboard/internal/component"
+	"github.com/plugboard/plugboard/internal/connector"
 	"github.com/plugboard/plugboard/internal/connectors/core"
 	"github.com/plugboard/plugboard/internal/engine"
 	"github.com/plugboard/plugboard/internal/outbound"
@@ -157,15 +158,21 @@ func serve(ctx context.Context, args []string) error {
 	reg.MustRegister(st.Collectors()...)
 	components := component.NewRegistry()
 	replies := engine.NewReplies(st)
-	core.Register(components, core.Deps{
-		// Every worker may call the same host at once: keep a connection
-		// for each, rather than dialing anew whenever more than a few ran.
-		HTTP: outbound.NewClient(outbound.Options{
-			AllowPrivate: cfg.allowPrivate, MaxIdleConnsPerHost: cmp.Or(cfg.workers, engine.DefaultWorkers),
-		}),
-		MaxResponseBytes: 10 << 20,
-		Replies:          replies,
+	// Every worker may call the same host at once: keep a connection for
+	// each, rather than dialing anew whenever more than a few ran.
+	client := outbound.NewClient(outbound.Options{
+		AllowPrivate: cfg.allowPrivate, MaxIdleConnsPerHost: cmp.Or(cfg.workers, engine.DefaultWorkers),
 	})
+	core.Register(components, core.Deps{HTTP: client, MaxResponseBytes: 10 << 20, Replies: replies})
+	installer := &connector.Installer{
+		Store: st, Registry: components, Log: log,
+		Runtime: &connector.Runtime{HTTP: client, MaxResponseBytes: 10 << 20},
+	}
+	if err := installer.Sync(ctx); err != nil {
+		// The server still serves; the connector's flows fail until fixed.
+		log.LogAttrs(ctx, slog.LevelError, "loading installed connectors", slog.String("error", err.Error()))
+	}
+	go installer.Run(ctx, 5*time.Second)
 	sysHooks, err := syswebhook.New(syswebhook.Config{
 		Store: st, HTTP: outbound.NewClient(outbound.Options{AllowPrivate: cfg.allowPrivate}), Logger: log,
 	})
@@ -183,7 +190,7 @@ func serve(ctx context.Context, args []string) error {
 	sysHooks.Register(eng)
 	srv, err := api.New(api.Config{
 		Store: st, Engine: eng, Registry: components, Logger: log, Metrics: reg, Gatherer: reg, PublicURL: cfg.publicURL,
-		Replies: replies, SystemWebhooks: sysHooks,
+		Replies: replies, SystemWebhooks: sysHooks, Connectors: installer,
 	})
 	if err != nil {
 		return err

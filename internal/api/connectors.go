@@ -281,6 +281,9 @@ func (s *Server) installConnector(w http.ResponseWriter, r *http.Request, _ prin
 		}
 		return err
 	}
+	if err := s.syncConnectors(r); err != nil {
+		return err
+	}
 	return writeJSON(w, http.StatusOK, map[string]any{"name": name, "version": version})
 }
 
@@ -357,6 +360,9 @@ func (s *Server) updateConnector(w http.ResponseWriter, r *http.Request, _ princ
 	if stopped == nil {
 		stopped = []usageItem{}
 	}
+	if err := s.syncConnectors(r); err != nil {
+		return err
+	}
 	return writeJSON(w, http.StatusOK, map[string]any{
 		"name": name, "fromVersion": from, "toVersion": req.Version, "breaking": major, "stoppedFlows": stopped,
 	})
@@ -371,7 +377,22 @@ func (s *Server) removeConnector(w http.ResponseWriter, r *http.Request, _ princ
 		}
 		return err
 	}
+	if err := s.syncConnectors(r); err != nil {
+		return err
+	}
 	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// syncConnectors loads the installed versions into this node's registry
+// (other nodes follow within seconds).
+func (s *Server) syncConnectors(r *http.Request) error {
+	if s.cfg.Connectors == nil {
+		return nil
+	}
+	if err := s.cfg.Connectors.Sync(r.Context()); err != nil {
+		return fmt.Errorf("loading installed connectors: %w", err)
+	}
 	return nil
 }
 

@@ -3,10 +3,12 @@ package api
 import (
 	"encoding/json"
 	"net/http"
+	"slices"
 
 	"github.com/google/uuid"
 
 	"github.com/plugboard/plugboard/internal/auth"
+	"github.com/plugboard/plugboard/internal/component"
 	"github.com/plugboard/plugboard/internal/connectors/core"
 	"github.com/plugboard/plugboard/internal/engine"
 	"github.com/plugboard/plugboard/internal/flow"
@@ -56,24 +58,39 @@ func (s *Server) view(f *store.Flow) (flowView, error) {
 
 const timeFormat = "2006-01-02T15:04:05.000Z07:00"
 
-// readFlow decodes and validates a flow document from the request body.
-func (s *Server) readFlow(r *http.Request) (*flow.Document, []byte, error) {
+// readFlow decodes and validates a flow document from the request body;
+// pollers lists its polling triggers.
+func (s *Server) readFlow(r *http.Request) (doc *flow.Document, canon []byte, pollers []string, err error) {
 	body, err := readBody(r, s.cfg.MaxAPIBytes)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
-	doc, err := flow.Parse(body)
+	doc, err = flow.Parse(body)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
-	if _, err := s.engine.Compile(doc); err != nil {
-		return nil, nil, err
-	}
-	canon, err := json.Marshal(doc)
+	compiled, err := s.engine.Compile(doc)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
-	return doc, canon, nil
+	canon, err = json.Marshal(doc)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return doc, canon, pollerIDs(compiled), nil
+}
+
+// pollerIDs lists the components of a compiled flow that are polling
+// triggers, sorted.
+func pollerIDs(c *flow.Compiled) []string {
+	var ids []string
+	for id, n := range c.Nodes {
+		if _, ok := n.Component.(component.Poller); ok {
+			ids = append(ids, id)
+		}
+	}
+	slices.Sort(ids)
+	return ids
 }
 
 // webhookTokens gives every core.Webhook component a fresh unguessable token.
@@ -88,7 +105,7 @@ func webhookTokens(doc *flow.Document) map[string]string {
 }
 
 func (s *Server) createFlow(w http.ResponseWriter, r *http.Request, p principal) error {
-	doc, canon, err := s.readFlow(r)
+	doc, canon, pollers, err := s.readFlow(r)
 	if err != nil {
 		return err
 	}
@@ -97,7 +114,7 @@ func (s *Server) createFlow(w http.ResponseWriter, r *http.Request, p principal)
 	}
 	f := &store.Flow{
 		ID: uuid.Must(uuid.NewV7()).String(), OwnerID: p.UserID, Name: doc.Name, Stage: store.StageStopped,
-		Document: canon, Webhooks: webhookTokens(doc),
+		Document: canon, Webhooks: webhookTokens(doc), Pollers: pollers,
 	}
 	if err := s.store.CreateFlow(r.Context(), f); err != nil {
 		return err
@@ -155,14 +172,15 @@ func (s *Server) updateFlow(w http.ResponseWriter, r *http.Request, p principal)
 	if err != nil {
 		return err
 	}
-	doc, canon, err := s.readFlow(r)
+	doc, canon, pollers, err := s.readFlow(r)
 	if err != nil {
 		return err
 	}
 	if err := s.checkFlowACL(r.Context(), p, existing.OwnerID, doc); err != nil { // ACL
 		return err
 	}
-	f := &store.Flow{ID: existing.ID, OwnerID: existing.OwnerID, Name: doc.Name, Document: canon, Webhooks: webhookTokens(doc)}
+	f := &store.Flow{ID: existing.ID, OwnerID: existing.OwnerID, Name: doc.Name, Document: canon, Webhooks: webhookTokens(doc),
+		Pollers: pollers}
 	if err := s.store.UpdateFlow(r.Context(), f); err != nil {
 		return err
 	}

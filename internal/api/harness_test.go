@@ -15,6 +15,7 @@ import (
 
 	"github.com/plugboard/plugboard/internal/api"
 	"github.com/plugboard/plugboard/internal/component"
+	"github.com/plugboard/plugboard/internal/connector"
 	"github.com/plugboard/plugboard/internal/connectors/core"
 	"github.com/plugboard/plugboard/internal/engine"
 	"github.com/plugboard/plugboard/internal/outbound"
@@ -51,8 +52,8 @@ func (e *env) signInAdmin() {
 }
 
 // newNode starts one Plugboard node (store, engine, HTTP API) on the
-// database cfg names.
-func newNode(t *testing.T, cfg store.Config, nodeID string) *env {
+// database cfg names; each option may register test components.
+func newNode(t *testing.T, cfg store.Config, nodeID string, opts ...func(*component.Registry)) *env {
 	t.Helper()
 	ctx := context.Background()
 	st, err := store.Open(ctx, cfg)
@@ -63,6 +64,9 @@ func newNode(t *testing.T, cfg store.Config, nodeID string) *env {
 	comps := component.NewRegistry()
 	replies := engine.NewReplies(st)
 	core.Register(comps, core.Deps{HTTP: outbound.NewClient(outbound.Options{AllowPrivate: true}), MaxResponseBytes: 1 << 20, Replies: replies})
+	for _, o := range opts {
+		o(comps)
+	}
 	sysHooks, err := syswebhook.New(syswebhook.Config{Store: st, HTTP: outbound.NewClient(outbound.Options{AllowPrivate: true}),
 		InitialInterval: 10 * time.Millisecond, MaxInterval: 50 * time.Millisecond})
 	if err != nil {
@@ -80,8 +84,13 @@ func newNode(t *testing.T, cfg store.Config, nodeID string) *env {
 	// listener exists.
 	var handler http.Handler
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { handler.ServeHTTP(w, r) }))
+	installer := &connector.Installer{Store: st, Registry: comps, Runtime: &connector.Runtime{
+		HTTP: outbound.NewClient(outbound.Options{AllowPrivate: true}), PollInterval: 100 * time.Millisecond}}
+	if err := installer.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
 	a, err := api.New(api.Config{Store: st, Engine: eng, Registry: comps, Metrics: reg, Gatherer: reg, PublicURL: srv.URL, Replies: replies,
-		SystemWebhooks: sysHooks})
+		SystemWebhooks: sysHooks, Connectors: installer})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -52,6 +52,11 @@ type Config struct {
 	// Installed lists the installed connectors for the ACL (default: the
 	// built-in connectors and those installed in Store).
 	Installed acl.Installed
+	// Connectors loads installed connectors into the component registry;
+	// installing, updating and removing one syncs it at once on this node.
+	Connectors interface {
+		Sync(ctx context.Context) error
+	}
 }
 
 // Server is the HTTP API.

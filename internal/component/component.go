@@ -7,6 +7,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -160,10 +163,16 @@ type RetryPolicy struct {
 // DefaultRetry is the policy of a component that sets none.
 var DefaultRetry = RetryPolicy{MaxAttempts: 10, InitialInterval: time.Second, MaxInterval: time.Hour}
 
-// Registry maps component types to implementations.
+// Registry maps component types to implementations. The built-in ones are
+// registered at start-up; an installed connector's are set, replaced and
+// removed while the server runs (SetConnector), so it is safe for
+// concurrent use. Generation changes whenever the set changes, so that
+// flows compiled against an older set are compiled again.
 type Registry struct {
+	mu     sync.RWMutex
 	byType map[string]Component
 	order  []string
+	gen    atomic.Uint64
 }
 
 // NewRegistry returns an empty registry.
@@ -173,21 +182,66 @@ func NewRegistry() *Registry { return &Registry{byType: map[string]Component{}} 
 // start-up, and a duplicate is a programming error.
 func (r *Registry) Register(c Component) {
 	t := c.Spec().Type
+	r.mu.Lock()
+	defer r.mu.Unlock()
 	if _, dup := r.byType[t]; dup {
 		panic(fmt.Sprintf("component: duplicate registration of %s", t))
 	}
 	r.byType[t] = c
 	r.order = append(r.order, t)
+	r.gen.Add(1)
 }
+
+// SetConnector makes comps the components of connector name (types
+// "<name>.<component>"), replacing any it had; no comps removes them.
+func (r *Registry) SetConnector(name string, comps []Component) error {
+	prefix := name + "."
+	seen := map[string]bool{}
+	for _, c := range comps {
+		t := c.Spec().Type
+		if !strings.HasPrefix(t, prefix) {
+			return fmt.Errorf("component %s is not of connector %s", t, name)
+		}
+		if seen[t] {
+			return fmt.Errorf("component %s is given twice", t)
+		}
+		seen[t] = true
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	order := r.order[:0:0]
+	for _, t := range r.order {
+		if strings.HasPrefix(t, prefix) {
+			delete(r.byType, t)
+			continue
+		}
+		order = append(order, t)
+	}
+	for _, c := range comps {
+		t := c.Spec().Type
+		r.byType[t] = c
+		order = append(order, t)
+	}
+	r.order = order
+	r.gen.Add(1)
+	return nil
+}
+
+// Generation changes every time a component is added, replaced or removed.
+func (r *Registry) Generation() uint64 { return r.gen.Load() }
 
 // Lookup returns the component registered under typ.
 func (r *Registry) Lookup(typ string) (Component, bool) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
 	c, ok := r.byType[typ]
 	return c, ok
 }
 
 // Specs lists every registered spec in registration order.
 func (r *Registry) Specs() []Spec {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
 	out := make([]Spec, 0, len(r.order))
 	for _, t := range r.order {
 		out = append(out, r.byType[t].Spec())

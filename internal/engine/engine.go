@@ -49,7 +49,7 @@ type Config struct {
 	// (default 50ms; on PostgreSQL new jobs are also announced at once).
 	FetchPollInterval time.Duration
 	// SchedulePoll is how often a node looks for due core.Schedule runs
-	// (default 250ms).
+	// and component.Poller polls (default 250ms).
 	SchedulePoll time.Duration
 	// JobTimeout bounds one step (default 2m).
 	JobTimeout time.Duration
@@ -102,6 +102,7 @@ type Engine struct {
 
 	stopSchedules context.CancelFunc
 	schedulesDone chan struct{}
+	pollsDone     chan struct{}
 }
 
 // New prepares an engine. Start requeues the steps an earlier run of this
@@ -127,8 +128,9 @@ func (e *Engine) Start(ctx context.Context) error {
 		return fmt.Errorf("starting job queue: %w", err)
 	}
 	sctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	e.stopSchedules, e.schedulesDone = cancel, make(chan struct{})
+	e.stopSchedules, e.schedulesDone, e.pollsDone = cancel, make(chan struct{}), make(chan struct{})
 	go e.schedules(sctx, e.schedulesDone)
+	go e.polls(sctx, e.pollsDone)
 	return nil
 }
 
@@ -138,6 +140,7 @@ func (e *Engine) Stop(ctx context.Context) error {
 	if e.stopSchedules != nil {
 		e.stopSchedules()
 		<-e.schedulesDone
+		<-e.pollsDone
 	}
 	if err := e.q.stop(ctx); err != nil {
 		return fmt.Errorf("stopping job queue: %w", err)
@@ -163,6 +166,9 @@ type cachedFlow struct {
 	head     store.FlowHead
 	compiled *flow.Compiled
 	checked  time.Time
+	// gen is the registry generation it was compiled against: a connector
+	// installed, updated or removed since means compiling it again.
+	gen uint64
 }
 
 // recentCheck is how long a step trusts a cached flow before checking its
@@ -182,8 +188,12 @@ func (c *flowCache) recent(ctx context.Context, id string) (*cachedFlow, error) 
 // its version where it matters.
 func (c *flowCache) cached(id string) *cachedFlow {
 	c.mu.RLock()
-	defer c.mu.RUnlock()
-	return c.m[id]
+	cf := c.m[id]
+	c.mu.RUnlock()
+	if cf != nil && cf.gen != c.reg.Generation() {
+		return nil
+	}
+	return cf
 }
 
 // forget drops a deleted flow.
@@ -202,8 +212,9 @@ func (c *flowCache) get(ctx context.Context, id string) (*cachedFlow, error) {
 	c.mu.RLock()
 	cf := c.m[id]
 	c.mu.RUnlock()
-	if cf != nil && cf.head.Version == head.Version {
-		cf = &cachedFlow{head: head, compiled: cf.compiled, checked: time.Now()}
+	gen := c.reg.Generation()
+	if cf != nil && cf.head.Version == head.Version && cf.gen == gen {
+		cf = &cachedFlow{head: head, compiled: cf.compiled, checked: time.Now(), gen: gen}
 		c.mu.Lock()
 		c.m[id] = cf
 		c.mu.Unlock()
@@ -221,7 +232,7 @@ func (c *flowCache) get(ctx context.Context, id string) (*cachedFlow, error) {
 	if err != nil {
 		return nil, fmt.Errorf("compiling stored flow %s: %w", id, err)
 	}
-	cf = &cachedFlow{head: store.FlowHead{OwnerID: f.OwnerID, Stage: f.Stage, Version: f.Version}, compiled: compiled, checked: time.Now()}
+	cf = &cachedFlow{head: store.FlowHead{OwnerID: f.OwnerID, Stage: f.Stage, Version: f.Version}, compiled: compiled, checked: time.Now(), gen: gen}
 	c.mu.Lock()
 	c.m[id] = cf
 	c.mu.Unlock()

@@ -24,6 +24,10 @@ type Flow struct {
 	UpdatedAt int64
 	// Webhooks maps a core.Webhook component id to its URL token.
 	Webhooks map[string]string
+	// Pollers lists the ids of the components that are polling triggers
+	// (component.Poller), which only the caller can tell; saving the flow
+	// keeps a polls row for each. Not read back.
+	Pollers []string
 }
 
 const flowCols = `id, owner_id, name, stage, document, version, created_at, updated_at`
@@ -57,6 +61,9 @@ func (s *Store) CreateFlow(ctx context.Context, f *Flow) error {
 		if err := tx.putSchedules(ctx, f); err != nil {
 			return err
 		}
+		if err := tx.putPolls(ctx, f); err != nil {
+			return err
+		}
 		if err := tx.putComponents(ctx, f); err != nil {
 			return err
 		}
@@ -83,6 +90,9 @@ func (s *Store) UpdateFlow(ctx context.Context, f *Flow) error {
 			return err
 		}
 		if err := tx.putSchedules(ctx, f); err != nil {
+			return err
+		}
+		if err := tx.putPolls(ctx, f); err != nil {
 			return err
 		}
 		if err := tx.putComponents(ctx, f); err != nil {
@@ -209,7 +219,7 @@ func (s *Store) ListFlows(ctx context.Context, f FlowFilter) ([]*Flow, error) {
 
 // SetFlowStage starts or stops the owner's flow (ownerID "" for any). A
 // start plans the flow's schedules anew from now: runs missed while it
-// was stopped never fire.
+// was stopped never fire. Its polls run at once.
 func (s *Store) SetFlowStage(ctx context.Context, ownerID, id, stage string) error {
 	return s.SetFlowStageThen(ctx, ownerID, id, stage, nil)
 }
@@ -230,6 +240,11 @@ func (s *Store) SetFlowStageThen(ctx context.Context, ownerID, id, stage string,
 		if stage == StageRunning && was != StageRunning {
 			if _, err := tx.q.exec(ctx, `UPDATE schedules SET next_run_at = NULL WHERE flow_id = $1`, id); err != nil {
 				return fmt.Errorf("planning schedules of flow %s: %w", id, err)
+			}
+			// Polls resume at once and keep their state: items seen
+			// before the stop are not emitted again.
+			if _, err := tx.q.exec(ctx, `UPDATE polls SET next_poll_at = NULL WHERE flow_id = $1`, id); err != nil {
+				return fmt.Errorf("resuming polls of flow %s: %w", id, err)
 			}
 		}
 		if then != nil {

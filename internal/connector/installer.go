@@ -1,0 +1,98 @@
+package connector
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/plugboard/plugboard/internal/component"
+	"github.com/plugboard/plugboard/internal/store"
+)
+
+// Installer keeps the components of installed connectors in the registry
+// equal to the versions installed in the store: a minor update reaches
+// running flows without a restart (the engine compiles flows again when
+// the registry changes), and a removed connector's components disappear.
+type Installer struct {
+	Store    *store.Store
+	Registry *component.Registry
+	Runtime  *Runtime
+	Log      *slog.Logger
+
+	mu     sync.Mutex
+	loaded map[string]string // name -> version in the registry
+}
+
+// Sync loads what changed since the last call.
+func (in *Installer) Sync(ctx context.Context) error {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if in.loaded == nil {
+		in.loaded = map[string]string{}
+	}
+	installed, err := in.Store.InstalledConnectors(ctx)
+	if err != nil {
+		return err
+	}
+	want := make(map[string]string, len(installed))
+	for _, ic := range installed {
+		want[ic.Name] = ic.Version
+		if in.loaded[ic.Name] == ic.Version {
+			continue
+		}
+		data, err := in.Store.ConnectorArchive(ctx, ic.Name, ic.Version)
+		if err != nil {
+			return err
+		}
+		pkg, err := ReadArchive(data)
+		if err != nil {
+			return fmt.Errorf("loading %s %s: %w", ic.Name, ic.Version, err)
+		}
+		comps, err := in.Runtime.Components(pkg)
+		if err != nil {
+			return fmt.Errorf("loading %s %s: %w", ic.Name, ic.Version, err)
+		}
+		if err := in.Registry.SetConnector(ic.Name, comps); err != nil {
+			return fmt.Errorf("loading %s %s: %w", ic.Name, ic.Version, err)
+		}
+		in.loaded[ic.Name] = ic.Version
+		in.log().LogAttrs(ctx, slog.LevelInfo, "connector loaded", slog.String("connector", ic.Name), slog.String("version", ic.Version),
+			slog.Int("components", len(comps)))
+	}
+	for name := range in.loaded {
+		if _, ok := want[name]; !ok {
+			if err := in.Registry.SetConnector(name, nil); err != nil {
+				return err
+			}
+			delete(in.loaded, name)
+			in.log().LogAttrs(ctx, slog.LevelInfo, "connector unloaded", slog.String("connector", name))
+		}
+	}
+	return nil
+}
+
+// Run syncs every interval until ctx ends, so that a node follows the
+// installs other nodes make.
+func (in *Installer) Run(ctx context.Context, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := in.Sync(ctx); err != nil && ctx.Err() == nil {
+				in.log().LogAttrs(ctx, slog.LevelWarn, "loading installed connectors", slog.String("error", err.Error()))
+			}
+		}
+	}
+}
+
+func (in *Installer) log() *slog.Logger {
+	if in.Log == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return in.Log
+}

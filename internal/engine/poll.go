@@ -1,0 +1,236 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/plugboard/plugboard/internal/component"
+	"github.com/plugboard/plugboard/internal/flow"
+	"github.com/plugboard/plugboard/internal/store"
+)
+
+// MaxPollItems is the most items one poll may return. A Poller bounds its
+// own page and keeps the cursor of what it returned; a poll that returns
+// more fails, as cutting it short would lose the rest.
+const MaxPollItems = 1000
+
+// maxPolling bounds how many polls run at once on a node.
+const maxPolling = 16
+
+// brokenPollRetry is when a poll whose component cannot tell its interval
+// (its type is not installed, its properties are wrong) is tried again.
+const brokenPollRetry = time.Minute
+
+// errPollTaken says another node recorded a poll first.
+var errPollTaken = errors.New("poll taken by another node")
+
+// polls runs due component.Poller triggers until ctx ends. Every node runs
+// it; a poll's items start their runs in the transaction that moves the
+// trigger on from the next poll time and state that node read, so each
+// item is emitted once.
+func (e *Engine) polls(ctx context.Context, done chan<- struct{}) {
+	defer close(done)
+	t := time.NewTicker(e.cfg.SchedulePoll)
+	defer t.Stop()
+	var (
+		wg       sync.WaitGroup
+		mu       sync.Mutex
+		inFlight = map[[2]string]bool{} // flow and component ids polling on this node
+	)
+	defer wg.Wait()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		rows, err := e.store.DuePolls(ctx, e.store.Now(), 100)
+		if err != nil {
+			if ctx.Err() == nil {
+				e.log.LogAttrs(ctx, slog.LevelWarn, "listing due polls", slog.String("error", err.Error()))
+			}
+			continue
+		}
+		for _, pr := range rows {
+			key := [2]string{pr.FlowID, pr.ComponentID}
+			mu.Lock()
+			if inFlight[key] || len(inFlight) >= maxPolling {
+				mu.Unlock()
+				continue
+			}
+			inFlight[key] = true
+			mu.Unlock()
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				defer func() {
+					mu.Lock()
+					delete(inFlight, key)
+					mu.Unlock()
+				}()
+				if err := e.poll(ctx, pr); err != nil && !errors.Is(err, errPollTaken) && ctx.Err() == nil {
+					e.log.LogAttrs(ctx, slog.LevelWarn, "polling", slog.String("flow", pr.FlowID),
+						slog.String("component", pr.ComponentID), slog.String("error", err.Error()))
+				}
+			}()
+		}
+	}
+}
+
+// poll runs one due poll of pr and records it: the runs of its items and
+// the new state, or its error.
+func (e *Engine) poll(ctx context.Context, pr store.PollRow) error {
+	cf, err := e.flows.recent(ctx, pr.FlowID)
+	if err != nil {
+		var verr *flow.ValidationError
+		if !errors.As(err, &verr) {
+			return err
+		}
+		// The stored flow no longer compiles: most likely a connector it
+		// uses was removed. Its triggers fail each poll until it is back.
+		head, herr := e.store.FlowHead(ctx, pr.FlowID)
+		if herr != nil {
+			return herr
+		}
+		return e.pollFailed(ctx, pr, head.OwnerID, brokenPollRetry, brokenFlowError(verr, pr.ComponentID))
+	}
+	n, ok := cf.compiled.Nodes[pr.ComponentID]
+	if !ok {
+		return nil // the flow changed; its polls are being rewritten
+	}
+	poller, ok := n.Component.(component.Poller)
+	if !ok {
+		return e.pollFailed(ctx, pr, cf.head.OwnerID, brokenPollRetry, fmt.Errorf("%s is not a polling trigger", n.Type))
+	}
+	v, err := n.Properties.Eval(nil)
+	if err != nil {
+		return e.pollFailed(ctx, pr, cf.head.OwnerID, brokenPollRetry, fmt.Errorf("resolving properties: %w", err))
+	}
+	props, _ := v.(map[string]any)
+	every, err := poller.Interval(props)
+	if err == nil && every <= 0 {
+		err = fmt.Errorf("interval %s is not positive", every)
+	}
+	if err != nil {
+		return e.pollFailed(ctx, pr, cf.head.OwnerID, brokenPollRetry, fmt.Errorf("reading interval: %w", err))
+	}
+
+	// The poll itself runs outside any transaction.
+	pctx, cancel := context.WithTimeout(ctx, e.cfg.JobTimeout)
+	items, state, err := poller.Poll(pctx, component.PollInvocation{
+		FlowID: pr.FlowID, ComponentID: pr.ComponentID, Properties: props, State: pr.State,
+	})
+	cancel()
+	if ctx.Err() != nil {
+		return ctx.Err() // stopping: the next node to poll does it again
+	}
+	if err == nil && len(items) > MaxPollItems {
+		err = fmt.Errorf("poll returned %d items, more than %d: the trigger must page", len(items), MaxPollItems)
+	}
+	if err != nil {
+		return e.pollFailed(ctx, pr, cf.head.OwnerID, every, err)
+	}
+
+	runs := make([]*pendingRun, 0, len(items))
+	abandon := func() {
+		for _, r := range runs {
+			e.abandon(r)
+		}
+	}
+	for _, item := range items {
+		r, err := e.prepare(ctx, cf, Event{FlowID: pr.FlowID, ComponentID: pr.ComponentID, Output: item})
+		if err != nil {
+			abandon()
+			if errors.Is(err, ErrFlowNotRunning) {
+				e.flows.forget(pr.FlowID) // stopped, or the cache is behind a start
+				return nil
+			}
+			return fmt.Errorf("starting runs of poll: %w", err)
+		}
+		runs = append(runs, r)
+	}
+	next := e.store.Now().Add(every)
+	err = e.store.Submit(ctx, func(tx *store.Tx) error {
+		moved, err := tx.MovePoll(ctx, pr, next, state, "")
+		if err != nil {
+			return err
+		}
+		if !moved {
+			return errPollTaken
+		}
+		for _, r := range runs {
+			if err := r.check(ctx, tx); err != nil {
+				return err
+			}
+			if err := r.write(ctx, tx); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		// Nothing of the poll was written: the state stays where it was,
+		// so the items come again with the next poll.
+		abandon()
+		if errors.Is(err, errStaleFlow) || errors.Is(err, ErrFlowNotRunning) {
+			e.flows.forget(pr.FlowID)
+			return nil
+		}
+		return err
+	}
+	for _, r := range runs {
+		e.started(r)
+	}
+	return nil
+}
+
+// pollFailed records a failed poll: the state stays, the trigger polls
+// again in retry, and COMPONENT_ERROR is emitted with the record.
+func (e *Engine) pollFailed(ctx context.Context, pr store.PollRow, ownerID string, retry time.Duration, cause error) error {
+	msg := cause.Error()
+	next := e.store.Now().Add(retry)
+	err := e.store.Submit(ctx, func(tx *store.Tx) error {
+		moved, err := tx.MovePoll(ctx, pr, next, pr.State, msg)
+		if err != nil {
+			return err
+		}
+		if !moved {
+			return errPollTaken
+		}
+		return e.emit(ctx, tx, EventComponentError, map[string]any{
+			"flowId": pr.FlowID, "ownerId": ownerID, "componentId": pr.ComponentID, "error": msg, "attempt": 0,
+		})
+	})
+	if err != nil {
+		return fmt.Errorf("recording failed poll (%s): %w", msg, err)
+	}
+	e.log.LogAttrs(ctx, slog.LevelWarn, "poll failed", slog.String("flow", pr.FlowID),
+		slog.String("component", pr.ComponentID), slog.String("error", msg))
+	return nil
+}
+
+// brokenFlowError says why a stored flow that no longer compiles cannot
+// poll with component id: its own problems, or else all of them.
+func brokenFlowError(verr *flow.ValidationError, id string) error {
+	var own []string
+	for _, p := range verr.Problems {
+		if p.Component != id {
+			continue
+		}
+		if p.Field == "type" {
+			// The one problem that makes a stored flow stop compiling:
+			// the connector of its type was removed.
+			return fmt.Errorf("component type of %s is not installed: %s", id, p.Message)
+		}
+		own = append(own, p.Message)
+	}
+	if len(own) > 0 {
+		return fmt.Errorf("component %s: %s", id, strings.Join(own, "; "))
+	}
+	return fmt.Errorf("flow no longer compiles: %w", verr)
+}
