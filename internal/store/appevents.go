@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
@@ -60,52 +59,25 @@ func (tx *Tx) HasAppEventTrigger(ctx context.Context, ownerID, event, flowID, co
 }
 
 // putAppEventTriggers makes the index of flow f's app event triggers match
-// its document.
-func (tx *Tx) putAppEventTriggers(ctx context.Context, f *Flow) error {
-	triggers, err := appEventTriggers(f.Document)
-	if err != nil {
-		return fmt.Errorf("reading app event triggers of flow %s: %w", f.ID, err)
-	}
+// its components. Only a component's type and its "event" property are
+// read; the flow package has validated the rest. An event name that is not
+// a plain string (the trigger takes it literally) or that no request could
+// send is not indexed.
+func (tx *Tx) putAppEventTriggers(ctx context.Context, f *Flow, comps map[string]docComponent) error {
 	if _, err := tx.q.exec(ctx, `DELETE FROM app_event_triggers WHERE flow_id = $1`, f.ID); err != nil {
 		return fmt.Errorf("removing app event triggers of flow %s: %w", f.ID, err)
 	}
-	for _, comp := range slices.Sorted(maps.Keys(triggers)) {
+	for _, id := range slices.Sorted(maps.Keys(comps)) {
+		c := comps[id]
+		name, ok := c.Properties.Event.(string)
+		if c.Type != AppEventTriggerType || !ok || name == "" || len(name) > maxIndexedEventName || strings.ContainsRune(name, 0) {
+			continue
+		}
 		if _, err := tx.q.exec(ctx,
 			`INSERT INTO app_event_triggers (owner_id, event, flow_id, component_id) VALUES ($1, $2, $3, $4)`,
-			f.OwnerID, triggers[comp], f.ID, comp); err != nil {
-			return fmt.Errorf("indexing app event trigger %s of flow %s: %w", comp, f.ID, err)
+			f.OwnerID, name, f.ID, id); err != nil {
+			return fmt.Errorf("indexing app event trigger %s of flow %s: %w", id, f.ID, err)
 		}
 	}
 	return nil
-}
-
-// appEventTriggers reads the app event triggers of a flow document:
-// component id to event name. Only a component's type and its "event"
-// property are read; the flow package has validated the rest. An event
-// name that is not a plain string (the trigger takes it literally) or that
-// no request could send is not indexed.
-func appEventTriggers(doc []byte) (map[string]string, error) {
-	var d struct {
-		Components map[string]struct {
-			Type       string `json:"type"`
-			Properties struct {
-				Event any `json:"event"`
-			} `json:"properties"`
-		} `json:"components"`
-	}
-	if err := json.Unmarshal(doc, &d); err != nil {
-		return nil, err
-	}
-	out := map[string]string{}
-	for id, c := range d.Components {
-		if c.Type != AppEventTriggerType {
-			continue
-		}
-		name, ok := c.Properties.Event.(string)
-		if !ok || name == "" || len(name) > maxIndexedEventName || strings.ContainsRune(name, 0) {
-			continue
-		}
-		out[id] = name
-	}
-	return out, nil
 }

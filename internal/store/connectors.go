@@ -2,8 +2,9 @@ package store
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 )
 
@@ -159,21 +160,13 @@ func (tx *Tx) componentUsage(ctx context.Context, componentType, stage string) (
 }
 
 // putComponents makes the index of flow f's component types match its
-// document.
-func (tx *Tx) putComponents(ctx context.Context, f *Flow) error {
-	var d struct {
-		Components map[string]struct {
-			Type string `json:"type"`
-		} `json:"components"`
-	}
-	if err := json.Unmarshal(f.Document, &d); err != nil {
-		return fmt.Errorf("reading components of flow %s: %w", f.ID, err)
-	}
+// components.
+func (tx *Tx) putComponents(ctx context.Context, f *Flow, comps map[string]docComponent) error {
 	if _, err := tx.q.exec(ctx, `DELETE FROM flow_components WHERE flow_id = $1`, f.ID); err != nil {
 		return fmt.Errorf("indexing components of flow %s: %w", f.ID, err)
 	}
-	for id, c := range d.Components {
-		if _, err := tx.q.exec(ctx, `INSERT INTO flow_components (type, flow_id, component_id) VALUES ($1, $2, $3)`, c.Type, f.ID, id); err != nil {
+	for _, id := range slices.Sorted(maps.Keys(comps)) {
+		if _, err := tx.q.exec(ctx, `INSERT INTO flow_components (type, flow_id, component_id) VALUES ($1, $2, $3)`, comps[id].Type, f.ID, id); err != nil {
 			return fmt.Errorf("indexing component %s of flow %s: %w", id, f.ID, err)
 		}
 	}

@@ -55,16 +55,7 @@ func (s *Store) CreateFlow(ctx context.Context, f *Flow) error {
 		if err != nil {
 			return fmt.Errorf("creating flow: %w", err)
 		}
-		if err := tx.putAppEventTriggers(ctx, f); err != nil {
-			return err
-		}
-		if err := tx.putSchedules(ctx, f); err != nil {
-			return err
-		}
-		if err := tx.putPolls(ctx, f); err != nil {
-			return err
-		}
-		if err := tx.putComponents(ctx, f); err != nil {
+		if err := tx.indexFlow(ctx, f); err != nil {
 			return err
 		}
 		return tx.putWebhooks(ctx, f.ID, f.Webhooks)
@@ -86,16 +77,7 @@ func (s *Store) UpdateFlow(ctx context.Context, f *Flow) error {
 		if n == 0 {
 			return fmt.Errorf("updating flow %s: %w", f.ID, ErrNotFound)
 		}
-		if err := tx.putAppEventTriggers(ctx, f); err != nil {
-			return err
-		}
-		if err := tx.putSchedules(ctx, f); err != nil {
-			return err
-		}
-		if err := tx.putPolls(ctx, f); err != nil {
-			return err
-		}
-		if err := tx.putComponents(ctx, f); err != nil {
+		if err := tx.indexFlow(ctx, f); err != nil {
 			return err
 		}
 		existing, err := tx.webhooks(ctx, f.ID)

@@ -2,8 +2,8 @@ package store
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
+	"maps"
 	"slices"
 	"time"
 )
@@ -59,41 +59,19 @@ func (tx *Tx) MoveSchedule(ctx context.Context, flowID, componentID string, from
 	return n == 1, nil
 }
 
-// putSchedules makes the schedules of flow f match its document, every one
-// unplanned (a changed schedule plans anew from now).
-func (tx *Tx) putSchedules(ctx context.Context, f *Flow) error {
-	ids, err := componentsOfType(f.Document, ScheduleTriggerType)
-	if err != nil {
-		return fmt.Errorf("reading schedules of flow %s: %w", f.ID, err)
-	}
+// putSchedules makes the schedules of flow f match its components, every
+// one unplanned (a changed schedule plans anew from now).
+func (tx *Tx) putSchedules(ctx context.Context, f *Flow, comps map[string]docComponent) error {
 	if _, err := tx.q.exec(ctx, `DELETE FROM schedules WHERE flow_id = $1`, f.ID); err != nil {
 		return fmt.Errorf("removing schedules of flow %s: %w", f.ID, err)
 	}
-	for _, id := range ids {
+	for _, id := range slices.Sorted(maps.Keys(comps)) {
+		if comps[id].Type != ScheduleTriggerType {
+			continue
+		}
 		if _, err := tx.q.exec(ctx, `INSERT INTO schedules (flow_id, component_id) VALUES ($1, $2)`, f.ID, id); err != nil {
 			return fmt.Errorf("adding schedule %s of flow %s: %w", id, f.ID, err)
 		}
 	}
 	return nil
-}
-
-// componentsOfType lists the ids of a flow document's components of typ,
-// sorted.
-func componentsOfType(doc []byte, typ string) ([]string, error) {
-	var d struct {
-		Components map[string]struct {
-			Type string `json:"type"`
-		} `json:"components"`
-	}
-	if err := json.Unmarshal(doc, &d); err != nil {
-		return nil, err
-	}
-	var ids []string
-	for id, c := range d.Components {
-		if c.Type == typ {
-			ids = append(ids, id)
-		}
-	}
-	slices.Sort(ids)
-	return ids, nil
 }
