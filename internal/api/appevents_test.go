@@ -265,3 +265,27 @@ func equalJSON(a, b any) bool {
 	}
 	return a == b
 }
+
+// TestAppEventNameIsCheckedWhenSaved: an event name no request could send
+// is refused when the flow is saved; braces in a name are just text.
+func TestAppEventNameIsCheckedWhenSaved(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, storetest.Backends()[0])
+	doc := func(event string) map[string]any {
+		return map[string]any{"name": "ev", "components": map[string]any{
+			"on": map[string]any{"type": "core.OnAppEvent", "properties": map[string]any{"event": event}}}}
+	}
+	for _, bad := range []string{"", strings.Repeat("x", 201), "tab\there"} {
+		body := e.do("POST", "/api/v1/flows", e.admin, doc(bad), http.StatusUnprocessableEntity, nil)
+		if !strings.Contains(string(body), `"properties.event"`) {
+			t.Errorf("%q: the problem does not name the property: %s", bad, body)
+		}
+	}
+	// Taken literally: "{{" is part of the name, not a placeholder.
+	f := e.startFlow(e.admin, doc("{{ weird"))
+	var ans struct{ Flows int }
+	e.do("POST", "/api/v1/app-events/"+url.PathEscape("{{ weird"), e.admin, `{}`, http.StatusAccepted, &ans)
+	if ans.Flows != 1 {
+		t.Fatalf("flow %s was not started by its literal event name: %+v", f.ID, ans)
+	}
+}

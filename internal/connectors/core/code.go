@@ -89,7 +89,7 @@ func codeTimeout(s string) (time.Duration, error) {
 	if s == "" {
 		return script.DefaultTimeout, nil
 	}
-	d, err := time.ParseDuration(s)
+	d, err := ParseDuration(s)
 	if err != nil || d < time.Millisecond || d > script.MaxTimeout {
 		return 0, fmt.Errorf("timeout %q must be a duration between 1ms and %s", s, script.MaxTimeout)
 	}

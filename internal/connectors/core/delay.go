@@ -3,6 +3,8 @@ package core
 import (
 	"context"
 	"fmt"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/plugboard/plugboard/internal/component"
@@ -93,31 +95,37 @@ func (d Delay) Invoke(_ context.Context, inv component.Invocation) ([]component.
 }
 
 // ParseDuration reads a Go duration (90s, 1h30m) that may also count whole
-// days (2d, 1d12h). Negative durations are refused.
+// days (2d, 1d12h). Negative durations, and any over 100 years, are
+// refused. Every duration property of the core components reads with it.
 func ParseDuration(s string) (time.Duration, error) {
-	rest, days := s, time.Duration(0)
-	for i := 0; i < len(s); i++ {
-		if s[i] == 'd' {
-			var n int
-			if _, err := fmt.Sscanf(s[:i], "%d", &n); err != nil || n < 0 || n > 36500 || fmt.Sprint(n) != s[:i] {
-				return 0, fmt.Errorf("%q is not a duration such as 90s, 15m, 1h30m or 2d", s)
-			}
-			days, rest = time.Duration(n)*24*time.Hour, s[i+1:]
-			break
+	bad := fmt.Errorf("%q is not a duration such as 90s, 15m, 1h30m or 2d", s)
+	var days time.Duration
+	rest := s
+	if head, tail, ok := strings.Cut(s, "d"); ok {
+		n, err := strconv.Atoi(head)
+		if err != nil || n < 0 || n > maxDurationDays || strconv.Itoa(n) != head {
+			return 0, bad
 		}
+		days, rest = time.Duration(n)*24*time.Hour, tail
 	}
-	d := time.Duration(0)
+	var d time.Duration
 	if rest != "" {
 		var err error
 		if d, err = time.ParseDuration(rest); err != nil {
-			return 0, fmt.Errorf("%q is not a duration such as 90s, 15m, 1h30m or 2d", s)
+			return 0, bad
 		}
 	}
 	if d < 0 {
 		return 0, fmt.Errorf("%q is negative", s)
 	}
+	if d > maxDurationDays*24*time.Hour-days {
+		return 0, fmt.Errorf("%q is longer than %d days", s, maxDurationDays)
+	}
 	return days + d, nil
 }
+
+// maxDurationDays bounds ParseDuration, far from time.Duration's limit.
+const maxDurationDays = 36500
 
 var _ component.Validator = Delay{}
 

@@ -116,7 +116,7 @@ func (h *HTTPRequest) build(inv component.Invocation) (*http.Request, time.Durat
 	}
 	timeout := 30 * time.Second
 	if s, ok := p["timeout"].(string); ok && s != "" {
-		if timeout, err = time.ParseDuration(s); err != nil || timeout <= 0 {
+		if timeout, err = ParseDuration(s); err != nil || timeout <= 0 {
 			return nil, 0, fmt.Errorf("timeout %q must be a positive duration", s)
 		}
 	}

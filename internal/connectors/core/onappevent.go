@@ -39,7 +39,7 @@ func (OnAppEvent) Spec() component.Spec {
 			"The answer, 202, comes once the messages are stored.",
 		Properties: []component.Property{
 			{
-				Name: "event", Type: component.TypeString, Required: true,
+				Name: "event", Type: component.TypeString, Required: true, Literal: true,
 				Description: fmt.Sprintf("The event name, taken literally (no placeholders): 1 to %d bytes of UTF-8 without control characters.", MaxEventNameBytes),
 				Example:     "contact-created",
 			},

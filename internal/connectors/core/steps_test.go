@@ -27,6 +27,8 @@ func TestParseDuration(t *testing.T) {
 		{"1.5d", 0, false},
 		{"+1d", 0, false},
 		{"99999999d", 0, false},
+		{"36500d2562047h", 0, false}, // would overflow
+		{"36500d", 36500 * 24 * time.Hour, true},
 		{"soon", 0, false},
 		{"10", 0, false},
 	} {
