@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
-	"time"
 
 	"github.com/plugboard/plugboard/internal/connectors/core"
 	"github.com/plugboard/plugboard/internal/engine"
@@ -60,7 +59,7 @@ func (s *Server) appEvent(w http.ResponseWriter, r *http.Request, p principal) e
 		"event":      name,
 		"data":       data,
 		"userId":     owner,
-		"receivedAt": time.Now().UTC().Format(timeFormat),
+		"receivedAt": s.store.Now().UTC().Format(timeFormat),
 	}
 	runs, err := s.engine.AcceptAppEvent(r.Context(), engine.AppEvent{OwnerID: owner, Name: name, Output: out})
 	if err != nil {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"maps"
 	"net/http"
 	"slices"
@@ -87,11 +88,7 @@ func packageProblem(err error) error {
 	if !errors.As(err, &ce) {
 		return fmt.Errorf("reading connector archive: %w", err)
 	}
-	status := http.StatusBadRequest
-	if ce.Kind() == "manifest" {
-		status = http.StatusUnprocessableEntity
-	}
-	p := problem(status, "%s", ce.Error())
+	p := problem(ce.Status(), "%s", ce.Error())
 	for _, pr := range ce.Problems {
 		p.Errors = append(p.Errors, flow.Problem{Field: pr.Path, Message: pr.Message})
 	}
@@ -101,7 +98,7 @@ func packageProblem(err error) error {
 func componentsOf(m connector.Manifest) []connectorComponent {
 	out := make([]connectorComponent, len(m.Components))
 	for i, c := range m.Components {
-		out[i] = connectorComponent{Type: m.Name + "." + c.Name, Kind: c.Kind, Description: c.Description}
+		out[i] = connectorComponent{Type: c.Type(m.Name), Kind: c.Kind, Description: c.Description}
 	}
 	return out
 }
@@ -281,9 +278,7 @@ func (s *Server) installConnector(w http.ResponseWriter, r *http.Request, _ prin
 		}
 		return err
 	}
-	if err := s.syncConnectors(r); err != nil {
-		return err
-	}
+	s.syncConnectors(r)
 	return writeJSON(w, http.StatusOK, map[string]any{"name": name, "version": version})
 }
 
@@ -299,35 +294,34 @@ func (s *Server) updateConnector(w http.ResponseWriter, r *http.Request, _ princ
 	if req.Version == "" {
 		return problem(http.StatusUnprocessableEntity, "version is required")
 	}
-	cat, err := s.catalogue(r, name)
-	if err != nil {
-		return err
-	}
-	e := cat[name]
-	if e == nil || e.installed == "" {
-		return problem(http.StatusNotFound, "%s is not installed", name)
-	}
-	from := e.installed
-	if from == req.Version {
-		return problem(http.StatusConflict, "%s %s is installed already", name, from)
-	}
-	major, err := connector.IsMajorUpdate(from, req.Version)
-	if err != nil {
-		return problem(http.StatusUnprocessableEntity, "%v", err)
-	}
 	ctx := r.Context()
-	var stopped []usageItem
-	err = s.store.InTx(ctx, func(tx *store.Tx) error {
+	var from string
+	var major bool
+	stopped := []usageItem{}
+	// The installed version is read, and the update decided, inside the
+	// transaction that makes it: two updates at once cannot both start
+	// from the same version.
+	err := s.store.InTx(ctx, func(tx *store.Tx) error {
+		var err error
+		if from, err = tx.InstalledVersion(ctx, name); err != nil {
+			if errors.Is(err, store.ErrNotFound) {
+				return problem(http.StatusNotFound, "%s is not installed", name)
+			}
+			return err
+		}
+		if from == req.Version {
+			return problem(http.StatusConflict, "%s %s is installed already", name, from)
+		}
+		if major, err = connector.IsMajorUpdate(from, req.Version); err != nil {
+			return problem(http.StatusUnprocessableEntity, "%v", err)
+		}
 		if major {
 			running, err := tx.ComponentUsage(ctx, name, store.StageRunning)
 			if err != nil {
 				return err
 			}
 			stopped = usageItems(running)
-			if !req.Confirm {
-				if len(running) == 0 {
-					return tx.SetInstalledConnector(ctx, name, req.Version)
-				}
+			if len(running) > 0 && !req.Confirm {
 				p := problem(http.StatusConflict, "%s %s → %s is a breaking update: it stops the %d running flows that use %s; send \"confirm\": true to go on",
 					name, from, req.Version, len(running), name)
 				p.Flows = stopped
@@ -357,12 +351,7 @@ func (s *Server) updateConnector(w http.ResponseWriter, r *http.Request, _ princ
 		}
 		return err
 	}
-	if stopped == nil {
-		stopped = []usageItem{}
-	}
-	if err := s.syncConnectors(r); err != nil {
-		return err
-	}
+	s.syncConnectors(r)
 	return writeJSON(w, http.StatusOK, map[string]any{
 		"name": name, "fromVersion": from, "toVersion": req.Version, "breaking": major, "stoppedFlows": stopped,
 	})
@@ -377,23 +366,21 @@ func (s *Server) removeConnector(w http.ResponseWriter, r *http.Request, _ princ
 		}
 		return err
 	}
-	if err := s.syncConnectors(r); err != nil {
-		return err
-	}
+	s.syncConnectors(r)
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }
 
 // syncConnectors loads the installed versions into this node's registry
-// (other nodes follow within seconds).
-func (s *Server) syncConnectors(r *http.Request) error {
+// (other nodes follow within seconds). The change is committed by then: a
+// connector that cannot load is logged, and the answer stays a success.
+func (s *Server) syncConnectors(r *http.Request) {
 	if s.cfg.Connectors == nil {
-		return nil
+		return
 	}
 	if err := s.cfg.Connectors.Sync(r.Context()); err != nil {
-		return fmt.Errorf("loading installed connectors: %w", err)
+		s.log.LogAttrs(r.Context(), slog.LevelError, "loading installed connectors", slog.String("error", err.Error()))
 	}
-	return nil
 }
 
 func usageItems(us []store.ComponentUsage) []usageItem {

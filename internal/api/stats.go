@@ -35,9 +35,5 @@ func (s *Server) componentUsage(w http.ResponseWriter, r *http.Request, _ princi
 	if err != nil {
 		return err
 	}
-	items := make([]usageItem, len(usage))
-	for i, u := range usage {
-		items[i] = usageItem{FlowID: u.FlowID, Name: u.Name, OwnerID: u.OwnerID, Stage: u.Stage, Components: u.Components}
-	}
-	return writeJSON(w, http.StatusOK, map[string]any{"items": items})
+	return writeJSON(w, http.StatusOK, map[string]any{"items": usageItems(usage)})
 }

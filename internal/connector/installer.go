@@ -2,6 +2,7 @@ package connector
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -37,40 +38,50 @@ func (in *Installer) Sync(ctx context.Context) error {
 		return err
 	}
 	want := make(map[string]string, len(installed))
+	var errs []error
 	for _, ic := range installed {
 		want[ic.Name] = ic.Version
 		if in.loaded[ic.Name] == ic.Version {
 			continue
 		}
-		data, err := in.Store.ConnectorArchive(ctx, ic.Name, ic.Version)
+		// One connector that cannot load must not keep the others out.
+		n, err := in.load(ctx, ic)
 		if err != nil {
-			return err
-		}
-		pkg, err := ReadArchive(data)
-		if err != nil {
-			return fmt.Errorf("loading %s %s: %w", ic.Name, ic.Version, err)
-		}
-		comps, err := in.Runtime.Components(pkg)
-		if err != nil {
-			return fmt.Errorf("loading %s %s: %w", ic.Name, ic.Version, err)
-		}
-		if err := in.Registry.SetConnector(ic.Name, comps); err != nil {
-			return fmt.Errorf("loading %s %s: %w", ic.Name, ic.Version, err)
+			errs = append(errs, fmt.Errorf("loading %s %s: %w", ic.Name, ic.Version, err))
+			continue
 		}
 		in.loaded[ic.Name] = ic.Version
 		in.log().LogAttrs(ctx, slog.LevelInfo, "connector loaded", slog.String("connector", ic.Name), slog.String("version", ic.Version),
-			slog.Int("components", len(comps)))
+			slog.Int("components", n))
 	}
 	for name := range in.loaded {
 		if _, ok := want[name]; !ok {
 			if err := in.Registry.SetConnector(name, nil); err != nil {
-				return err
+				errs = append(errs, err)
+				continue
 			}
 			delete(in.loaded, name)
 			in.log().LogAttrs(ctx, slog.LevelInfo, "connector unloaded", slog.String("connector", name))
 		}
 	}
-	return nil
+	return errors.Join(errs...)
+}
+
+// load puts the components of one installed version in the registry.
+func (in *Installer) load(ctx context.Context, ic store.InstalledConnector) (int, error) {
+	data, err := in.Store.ConnectorArchive(ctx, ic.Name, ic.Version)
+	if err != nil {
+		return 0, err
+	}
+	pkg, err := ReadArchive(data)
+	if err != nil {
+		return 0, err
+	}
+	comps, err := in.Runtime.Components(pkg)
+	if err != nil {
+		return 0, err
+	}
+	return len(comps), in.Registry.SetConnector(ic.Name, comps)
 }
 
 // Run syncs every interval until ctx ends, so that a node follows the

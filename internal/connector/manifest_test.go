@@ -3,8 +3,10 @@ package connector_test
 import (
 	"archive/zip"
 	"bytes"
+	"encoding/json"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -90,10 +92,21 @@ func TestParseManifestAcceptsTheExample(t *testing.T) {
 	}
 }
 
-func TestManifestSchemaIsJSON(t *testing.T) {
+// TestManifestSchemaIsServed: the schema handed out (for editors and the
+// back office) is JSON and names the fields a manifest must have.
+func TestManifestSchemaIsServed(t *testing.T) {
 	t.Parallel()
-	if !bytes.Contains(connector.ManifestSchema(), []byte(`"$schema"`)) {
-		t.Fatal("schema")
+	var s struct {
+		Schema   string   `json:"$schema"`
+		Required []string `json:"required"`
+	}
+	if err := json.Unmarshal(connector.ManifestSchema(), &s); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{"name", "version", "components"} {
+		if !slices.Contains(s.Required, f) {
+			t.Errorf("the schema does not require %s (requires %v)", f, s.Required)
+		}
 	}
 }
 

@@ -18,6 +18,7 @@ import (
 
 	"github.com/plugboard/plugboard/internal/component"
 	"github.com/plugboard/plugboard/internal/mapping"
+	"github.com/plugboard/plugboard/internal/outbound"
 )
 
 // Runtime turns an installed package into components the engine runs.
@@ -149,6 +150,9 @@ type compiledRequest struct {
 	method                    string
 	url, headers, query, body *mapping.Template
 	hasBody                   bool
+	// next, when set, is the URL of a next page as the provider gave it
+	// (a Link header): sent as it is, never read as a template.
+	next string
 }
 
 func compileRequest(d RequestDef) (*compiledRequest, error) {
@@ -182,6 +186,8 @@ type response struct {
 	Status  int
 	Headers http.Header
 	Body    any
+	size    int64    // bytes of the body
+	url     *url.URL // where it came from
 }
 
 func (r *response) value() map[string]any {
@@ -195,9 +201,12 @@ func (r *response) value() map[string]any {
 // do resolves req against scope (plus extra query parameters) and sends
 // it. Network errors, 408, 429 and 5xx are retryable; other 4xx are not.
 func (rt *Runtime) do(ctx context.Context, req *compiledRequest, scope map[string]any, extra url.Values, idempotencyKey string) (*response, error) {
-	rawURL, err := evalString(req.url, scope)
-	if err != nil {
-		return nil, component.Permanent(fmt.Errorf("url: %w", err))
+	rawURL := req.next
+	if rawURL == "" {
+		var err error
+		if rawURL, err = evalString(req.url, scope); err != nil {
+			return nil, component.Permanent(fmt.Errorf("url: %w", err))
+		}
 	}
 	u, err := url.Parse(rawURL)
 	if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
@@ -252,7 +261,11 @@ func (rt *Runtime) do(ctx context.Context, req *compiledRequest, scope map[strin
 	}
 	resp, err := rt.HTTP.Do(hr)
 	if err != nil {
-		return nil, fmt.Errorf("calling %s %s%s: %w", req.method, u.Host, u.Path, err)
+		err = fmt.Errorf("calling %s %s%s: %w", req.method, u.Host, u.Path, err)
+		if outbound.IsBlocked(err) {
+			return nil, component.Permanent(err) // retrying cannot reach it either
+		}
+		return nil, err
 	}
 	defer resp.Body.Close()
 	limit := cmp.Or(rt.MaxResponseBytes, 10<<20)
@@ -263,7 +276,7 @@ func (rt *Runtime) do(ctx context.Context, req *compiledRequest, scope map[strin
 	if int64(len(raw)) > limit {
 		return nil, component.Permanent(fmt.Errorf("the answer of %s %s%s is larger than %d bytes", req.method, u.Host, u.Path, limit))
 	}
-	r := &response{Status: resp.StatusCode, Headers: resp.Header}
+	r := &response{Status: resp.StatusCode, Headers: resp.Header, size: int64(len(raw)), url: u}
 	if len(raw) > 0 {
 		if err := json.Unmarshal(raw, &r.Body); err != nil {
 			r.Body = string(raw)
@@ -346,6 +359,7 @@ func (a *httpAction) Invoke(ctx context.Context, inv component.Invocation) ([]co
 	}
 	var items []any
 	var last *response
+	var total int64
 	extra := url.Values{}
 	if pg.SizeParam != "" {
 		extra.Set(pg.SizeParam, strconv.Itoa(pg.PageSize))
@@ -355,6 +369,7 @@ func (a *httpAction) Invoke(ctx context.Context, inv component.Invocation) ([]co
 		page = *pg.StartPage
 	}
 	req := a.req
+	limit := cmp.Or(a.rt.MaxResponseBytes, 10<<20)
 	for n := 0; n < cmp.Or(pg.MaxPages, 100); n++ {
 		if pg.Type == PagePage {
 			extra.Set(pg.PageParam, strconv.Itoa(page))
@@ -362,6 +377,9 @@ func (a *httpAction) Invoke(ctx context.Context, inv component.Invocation) ([]co
 		r, err := a.rt.do(ctx, req, scope, extra, inv.MessageID)
 		if err != nil {
 			return nil, fmt.Errorf("%s: page %d: %w", a.spec.Type, n+1, err)
+		}
+		if total += r.size; total > limit {
+			return nil, component.Permanent(fmt.Errorf("%s: the pages add up to more than %d bytes", a.spec.Type, limit))
 		}
 		last = r
 		got, _ := at(r.Body, pg.ItemsPath).([]any)
@@ -379,19 +397,17 @@ func (a *httpAction) Invoke(ctx context.Context, inv component.Invocation) ([]co
 			}
 			page++
 		case PageLink:
-			next := nextLink(r.Headers.Get("Link"))
-			if next == "" {
+			link := nextLink(r.Headers.Get("Link"))
+			if link == "" {
 				return a.emit(scope, last, items)
 			}
-			tmpl, err := mapping.Compile(next)
-			if err != nil {
-				return nil, component.Permanent(fmt.Errorf("%s: next page link: %w", a.spec.Type, err))
+			next, err := r.url.Parse(link) // relative links resolve against this page
+			if err != nil || next.Host != r.url.Host || next.Scheme != r.url.Scheme {
+				return nil, component.Permanent(fmt.Errorf("%s: the next page link %q leaves the API's host", a.spec.Type, link))
 			}
-			cur, _ := evalString(req.url, scope)
-			if !sameHost(cur, next) {
-				return nil, component.Permanent(fmt.Errorf("%s: the next page link leaves the API's host", a.spec.Type))
-			}
-			req = &compiledRequest{method: req.method, url: tmpl, headers: req.headers, query: req.query, body: req.body, hasBody: req.hasBody}
+			req = &compiledRequest{method: req.method, url: req.url, headers: req.headers, query: req.query, body: req.body,
+				hasBody: req.hasBody, next: next.String()}
+			extra = url.Values{} // the link carries its own query
 		}
 	}
 	return a.emit(scope, last, items)
@@ -424,12 +440,6 @@ func nextLink(h string) string {
 		}
 	}
 	return ""
-}
-
-func sameHost(a, b string) bool {
-	ua, err1 := url.Parse(a)
-	ub, err2 := url.Parse(b)
-	return err1 == nil && err2 == nil && ua.Host == ub.Host && ua.Scheme == ub.Scheme
 }
 
 // maxSeen bounds the ids a poller remembers to skip items it emitted.

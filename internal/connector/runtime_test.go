@@ -156,3 +156,35 @@ func TestPollerEmitsEachItemOnce(t *testing.T) {
 		t.Fatalf("cursor = %v", st.Cursor)
 	}
 }
+
+func TestHTTPActionLinkHeader(t *testing.T) {
+	t.Parallel()
+	var mu sync.Mutex
+	var seen []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		seen = append(seen, r.URL.RequestURI())
+		mu.Unlock()
+		switch r.URL.Query().Get("p") {
+		case "":
+			// Relative, and holding what would be a placeholder.
+			w.Header().Set("Link", `</items?p=2&q={{ $.properties.secret }}>; rel="next"`)
+		case "2":
+			w.Header().Set("Link", `<http://elsewhere.example/items?p=3>; rel="next"`)
+		}
+		_ = json.NewEncoder(w).Encode(map[string]any{"data": []any{r.URL.Query().Get("p")}})
+	}))
+	defer srv.Close()
+	def := &HTTPDef{RequestDef: RequestDef{Method: "GET", URL: srv.URL + "/items"}, Pagination: &PaginationDef{Type: PageLink, ItemsPath: "data"}}
+	req, _ := compileRequest(def.RequestDef)
+	a := &httpAction{rt: &Runtime{HTTP: srv.Client()}, spec: component.Spec{Type: "x.List"}, def: def, req: req}
+	_, err := a.Invoke(context.Background(), component.Invocation{Properties: map[string]any{"secret": "s3cret"}})
+	if !component.IsPermanent(err) {
+		t.Fatalf("a link to another host: %v", err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(seen) != 2 || seen[1] != "/items?p=2&q=%7B%7B+%24.properties.secret+%7D%7D" {
+		t.Fatalf("requests = %q (the link must be sent as given, never evaluated)", seen)
+	}
+}

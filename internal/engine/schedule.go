@@ -42,9 +42,20 @@ func (e *Engine) schedules(ctx context.Context, done chan<- struct{}) {
 			continue
 		}
 		for _, sr := range rows {
-			if err := e.tick(ctx, sr); err != nil && !errors.Is(err, errRunTaken) && ctx.Err() == nil {
-				e.log.LogAttrs(ctx, slog.LevelWarn, "firing schedule", slog.String("flow", sr.FlowID),
-					slog.String("component", sr.ComponentID), slog.String("error", err.Error()))
+			err := e.tick(ctx, sr)
+			if err == nil || errors.Is(err, errRunTaken) || errors.Is(err, errStaleFlow) || errors.Is(err, ErrFlowNotRunning) || ctx.Err() != nil {
+				continue // done, or the flow changed: its schedules are planned anew
+			}
+			e.log.LogAttrs(ctx, slog.LevelWarn, "firing schedule", slog.String("flow", sr.FlowID),
+				slog.String("component", sr.ComponentID), slog.String("error", err.Error()))
+			// A schedule that cannot fire (its flow no longer compiles, say)
+			// tries again a minute later, not at every poll.
+			retry := e.store.Now().Add(brokenPollRetry)
+			if err := e.store.Submit(ctx, func(tx *store.Tx) error {
+				_, err := tx.MoveSchedule(ctx, sr.FlowID, sr.ComponentID, sr.NextRunAt, retry)
+				return err
+			}); err != nil && ctx.Err() == nil {
+				e.log.LogAttrs(ctx, slog.LevelWarn, "putting off a failing schedule", slog.String("error", err.Error()))
 			}
 		}
 	}

@@ -1,7 +1,6 @@
 package engine
 
 import (
-	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -53,10 +52,23 @@ func (e *Engine) newJobs(jobs []stepArgs) (nj []store.NewJob, reserved int) {
 		return nil, 0
 	}
 	// Steps due now first: those are the ones a worker may take at once.
-	slices.SortStableFunc(jobs, func(a, b stepArgs) int { return cmp.Compare(btoi(!a.runAt.IsZero()), btoi(!b.runAt.IsZero())) })
-	due := len(jobs)
-	for due > 0 && !jobs[due-1].runAt.IsZero() {
-		due--
+	// Most plans hold none that are delayed; only those are reordered.
+	due := 0
+	for i := range jobs {
+		if jobs[i].runAt.IsZero() {
+			due++
+		}
+	}
+	if due < len(jobs) {
+		slices.SortStableFunc(jobs, func(a, b stepArgs) int {
+			switch {
+			case a.runAt.IsZero() == b.runAt.IsZero():
+				return 0
+			case a.runAt.IsZero():
+				return -1
+			}
+			return 1
+		})
 	}
 	reserved = e.q.reserve(due)
 	lease := e.store.Now().Add(e.q.lease)
@@ -68,13 +80,6 @@ func (e *Engine) newJobs(jobs []stepArgs) (nj []store.NewJob, reserved int) {
 		}
 	}
 	return nj, reserved
-}
-
-func btoi(b bool) int {
-	if b {
-		return 1
-	}
-	return 0
 }
 
 // errNodeLost fails a step whose node stopped during its last attempt.

@@ -172,3 +172,19 @@ func (tx *Tx) putComponents(ctx context.Context, f *Flow, comps map[string]docCo
 	}
 	return nil
 }
+
+// InstalledVersion returns the installed version of name inside tx, or
+// ErrNotFound. On PostgreSQL the row stays locked until tx ends, so two
+// updates of one connector run one after the other (SQLite transactions
+// that write are serial already).
+func (tx *Tx) InstalledVersion(ctx context.Context, name string) (string, error) {
+	lock := ""
+	if tx.store.name == BackendPostgres {
+		lock = " FOR UPDATE"
+	}
+	var v string
+	if err := tx.q.queryRow(ctx, `SELECT version FROM installed_connectors WHERE name = $1`+lock, name).Scan(&v); err != nil {
+		return "", fmt.Errorf("reading the installed version of %s: %w", name, notFound(err))
+	}
+	return v, nil
+}

@@ -212,7 +212,14 @@ func (s *Store) SetFlowStage(ctx context.Context, ownerID, id, stage string) err
 func (s *Store) SetFlowStageThen(ctx context.Context, ownerID, id, stage string, then func(tx *Tx, was string) error) error {
 	return s.InTx(ctx, func(tx *Tx) error {
 		var was string
-		err := tx.q.queryRow(ctx, `SELECT stage FROM flows WHERE id = $1 AND ($2 = '' OR owner_id = $2)`, id, ownerID).Scan(&was)
+		// Locked until the transaction ends (PostgreSQL; SQLite writers are
+		// serial), so that two stops cannot both see a running flow and
+		// both announce its stop.
+		lock := ""
+		if s.name == BackendPostgres {
+			lock = " FOR UPDATE"
+		}
+		err := tx.q.queryRow(ctx, `SELECT stage FROM flows WHERE id = $1 AND ($2 = '' OR owner_id = $2)`+lock, id, ownerID).Scan(&was)
 		if err != nil {
 			return fmt.Errorf("setting stage of flow %s: %w", id, notFound(err))
 		}

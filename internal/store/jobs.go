@@ -190,7 +190,7 @@ func (s *Store) RescueExpiredJobs(ctx context.Context, node string, lease time.D
 	}
 	rescued, err = s.backend.writer().exec(ctx,
 		`UPDATE jobs SET state = 'available', run_at = $1, locked_by = NULL, locked_until = NULL
-		  WHERE state = 'running' AND locked_until < $1`, t)
+		  WHERE state = 'running' AND locked_until < $1 AND attempt < max_attempts`, t)
 	if err != nil {
 		return 0, exhausted, fmt.Errorf("rescuing expired jobs: %w", err)
 	}

@@ -46,7 +46,7 @@ func (s *Store) DuePolls(ctx context.Context, now time.Time, limit int) ([]PollR
 	return collect(ctx, s.backend.reader(), "listing due polls", scanPoll,
 		`SELECT `+pollCols+` FROM polls p JOIN flows f ON f.id = p.flow_id
 		 WHERE f.stage = $1 AND (p.next_poll_at IS NULL OR p.next_poll_at <= $2)
-		 ORDER BY p.next_poll_at LIMIT $3`, StageRunning, now.UnixMilli(), limit)
+		 ORDER BY p.next_poll_at NULLS FIRST LIMIT $3`, StageRunning, now.UnixMilli(), limit)
 }
 
 // Polls lists the polling triggers of a flow by component id.

@@ -37,7 +37,7 @@ func (s *Store) DueSchedules(ctx context.Context, now time.Time, limit int) ([]S
 		return sr, nil
 	}, `SELECT s.flow_id, s.component_id, s.next_run_at FROM schedules s JOIN flows f ON f.id = s.flow_id
 		 WHERE f.stage = $1 AND (s.next_run_at IS NULL OR s.next_run_at <= $2)
-		 ORDER BY s.next_run_at LIMIT $3`, StageRunning, now.UnixMilli(), limit)
+		 ORDER BY s.next_run_at NULLS FIRST LIMIT $3`, StageRunning, now.UnixMilli(), limit)
 }
 
 // MoveSchedule sets the next run of a schedule to next if it still is

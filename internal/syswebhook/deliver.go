@@ -17,6 +17,7 @@ import (
 
 	"github.com/plugboard/plugboard/internal/component"
 	"github.com/plugboard/plugboard/internal/engine"
+	"github.com/plugboard/plugboard/internal/outbound"
 	"github.com/plugboard/plugboard/internal/store"
 )
 
@@ -97,7 +98,11 @@ func (s *Service) deliver(ctx context.Context, payload json.RawMessage, _ int) e
 	req.Header.Set("webhook-signature", sig)
 	resp, err := s.cfg.HTTP.Do(req)
 	if err != nil {
-		return &attemptError{err: fmt.Errorf("delivering to %s: %w", sub.URL, err)}
+		err = fmt.Errorf("delivering to %s: %w", sub.URL, err)
+		if outbound.IsBlocked(err) {
+			return component.Permanent(err) // an address refused now is refused on every attempt
+		}
+		return &attemptError{err: err}
 	}
 	defer resp.Body.Close()
 	// Drain a little so the connection is reused; the answer is not kept.

@@ -31,7 +31,9 @@ CREATE INDEX flow_components_flow ON flow_components (flow_id);
 
 INSERT INTO flow_components (type, flow_id, component_id)
 SELECT c.value->>'type', f.id, c.key
-  FROM flows f, jsonb_each(f.document::jsonb->'components') c
+  FROM flows f,
+       jsonb_each(CASE WHEN jsonb_typeof(f.document::jsonb->'components') = 'object'
+                       THEN f.document::jsonb->'components' ELSE '{}'::jsonb END) c
  WHERE c.value->>'type' IS NOT NULL;
 
 -- +goose Down
