@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -97,11 +98,21 @@ type feed struct {
 	fail     bool
 	requests int
 	srv      *httptest.Server
+	// inflight and overlap count requests made while another was still
+	// being answered (two nodes polling one trigger at once); slow makes
+	// each answer take that long, so that overlaps would show.
+	inflight, overlap atomic.Int64
+	slow              time.Duration
 }
 
 func newFeed(t *testing.T) *feed {
 	f := &feed{}
 	f.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if f.inflight.Add(1) > 1 {
+			f.overlap.Add(1)
+		}
+		defer f.inflight.Add(-1)
+		time.Sleep(f.slow)
 		after, _ := strconv.Atoi(r.URL.Query().Get("after"))
 		f.mu.Lock()
 		defer f.mu.Unlock()
@@ -300,6 +311,7 @@ func TestPollTwoNodes(t *testing.T) {
 	n2 := newNode(t, cfg, "node-2", withPoller(nil))
 	n2.signInAdmin()
 	fd, sink := newFeed(t), newItemSink(t)
+	fd.slow = 15 * time.Millisecond
 	fd.add(3)
 	n1.startFlow(n1.admin, pollFlow(fd.srv.URL, sink.srv.URL, "20ms"))
 	total := 3
@@ -309,6 +321,11 @@ func TestPollTwoNodes(t *testing.T) {
 		total += i + 2
 	}
 	sink.waitFor(t, total)
+	// A node claims a poll before it calls the API: the two never call it
+	// for the same trigger at once.
+	if n := fd.overlap.Load(); n != 0 {
+		t.Fatalf("the feed was polled by both nodes at once %d times", n)
+	}
 }
 
 // TestPollErrors makes the feed fail: no item is emitted, the error is

@@ -120,6 +120,26 @@ func (e *Engine) poll(ctx context.Context, pr store.PollRow) error {
 		return e.pollFailed(ctx, pr, cf.head.OwnerID, brokenPollRetry, fmt.Errorf("reading interval: %w", err))
 	}
 
+	// Claim the poll before calling out: its next time moves to the end of
+	// a lease, from the value read, so that no other node polls the same
+	// items meanwhile (the API is called once, and a poller that consumes
+	// what it reads loses nothing). If this node dies, the lease runs out
+	// and another node polls.
+	claimed := pr
+	claimed.NextPollAt = e.store.Now().Add(e.cfg.JobTimeout)
+	var won bool
+	if err := e.store.Submit(ctx, func(tx *store.Tx) error {
+		var err error
+		won, err = tx.MovePoll(ctx, pr, claimed.NextPollAt, pr.State, pr.LastError)
+		return err
+	}); err != nil {
+		return err
+	}
+	if !won {
+		return errPollTaken
+	}
+	pr = claimed
+
 	// The poll itself runs outside any transaction.
 	pctx, cancel := context.WithTimeout(ctx, e.cfg.JobTimeout)
 	items, state, err := poller.Poll(pctx, component.PollInvocation{
@@ -127,7 +147,8 @@ func (e *Engine) poll(ctx context.Context, pr store.PollRow) error {
 	})
 	cancel()
 	if ctx.Err() != nil {
-		return ctx.Err() // stopping: the next node to poll does it again
+		e.unclaim(ctx, pr) // stopping: the next node to poll does it again
+		return ctx.Err()
 	}
 	if err == nil && len(items) > MaxPollItems {
 		err = fmt.Errorf("poll returned %d items, more than %d: the trigger must page", len(items), MaxPollItems)
@@ -146,6 +167,7 @@ func (e *Engine) poll(ctx context.Context, pr store.PollRow) error {
 		r, err := e.prepare(ctx, cf, Event{FlowID: pr.FlowID, ComponentID: pr.ComponentID, Output: item})
 		if err != nil {
 			abandon()
+			e.unclaim(ctx, pr)
 			if errors.Is(err, ErrFlowNotRunning) {
 				e.flows.forget(pr.FlowID) // stopped, or the cache is behind a start
 				return nil
@@ -175,8 +197,9 @@ func (e *Engine) poll(ctx context.Context, pr store.PollRow) error {
 	})
 	if err != nil {
 		// Nothing of the poll was written: the state stays where it was,
-		// so the items come again with the next poll.
+		// so the items come again with the next poll, at once.
 		abandon()
+		e.unclaim(ctx, pr)
 		if errors.Is(err, errStaleFlow) || errors.Is(err, ErrFlowNotRunning) {
 			e.flows.forget(pr.FlowID)
 			return nil
@@ -187,6 +210,19 @@ func (e *Engine) poll(ctx context.Context, pr store.PollRow) error {
 		e.started(r)
 	}
 	return nil
+}
+
+// unclaim gives back a claimed poll of which nothing was recorded: due at
+// once, for whichever node comes first.
+func (e *Engine) unclaim(ctx context.Context, pr store.PollRow) {
+	ctx = context.WithoutCancel(ctx)
+	err := e.store.Submit(ctx, func(tx *store.Tx) error {
+		_, err := tx.MovePoll(ctx, pr, e.store.Now(), pr.State, pr.LastError)
+		return err
+	})
+	if err != nil {
+		e.log.LogAttrs(ctx, slog.LevelWarn, "giving back a poll", slog.String("flow", pr.FlowID), slog.String("error", err.Error()))
+	}
 }
 
 // pollFailed records a failed poll: the state stays, the trigger polls
