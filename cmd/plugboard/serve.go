@@ -41,6 +41,9 @@ type settings struct {
 	nodeID, logLevel                      string
 	jobTimeout, rescueAfter, shutdownWait time.Duration
 	logRetention                          time.Duration
+	// pollInterval, when set, replaces every connector polling trigger's
+	// interval: for load runs and tests, which cannot wait minutes.
+	pollInterval time.Duration
 }
 
 func env(name, def string) string {
@@ -64,6 +67,7 @@ func parseSettings(args []string) (*settings, error) {
 	jobTimeout := fs.String("job-timeout", env("PLUGBOARD_JOB_TIMEOUT", "2m"), "longest a step may run (PLUGBOARD_JOB_TIMEOUT)")
 	rescue := fs.String("rescue-after", env("PLUGBOARD_RESCUE_AFTER", ""), "when another node retries a step whose node died; default job timeout + 1m (PLUGBOARD_RESCUE_AFTER)")
 	retention := fs.String("log-retention", env("PLUGBOARD_LOG_RETENTION", "168h"), "how long invocation logs are kept (PLUGBOARD_LOG_RETENTION)")
+	pollEvery := fs.String("poll-interval", env("PLUGBOARD_POLL_INTERVAL", ""), "replaces every connector polling trigger's interval, for load runs and tests; empty keeps each trigger's own (PLUGBOARD_POLL_INTERVAL)")
 	shutdown := fs.String("shutdown-timeout", env("PLUGBOARD_SHUTDOWN_TIMEOUT", "30s"), "how long a stop waits for running steps (PLUGBOARD_SHUTDOWN_TIMEOUT)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -83,7 +87,7 @@ func parseSettings(args []string) (*settings, error) {
 		name string
 		v    string
 		dst  *time.Duration
-	}{{"job timeout", *jobTimeout, &s.jobTimeout}, {"rescue-after", *rescue, &s.rescueAfter}, {"shutdown timeout", *shutdown, &s.shutdownWait}, {"log retention", *retention, &s.logRetention}} {
+	}{{"job timeout", *jobTimeout, &s.jobTimeout}, {"rescue-after", *rescue, &s.rescueAfter}, {"shutdown timeout", *shutdown, &s.shutdownWait}, {"log retention", *retention, &s.logRetention}, {"poll interval", *pollEvery, &s.pollInterval}} {
 		if d.v == "" {
 			continue
 		}
@@ -166,7 +170,7 @@ func serve(ctx context.Context, args []string) error {
 	core.Register(components, core.Deps{HTTP: client, MaxResponseBytes: 10 << 20, Replies: replies})
 	installer := &connector.Installer{
 		Store: st, Registry: components, Log: log,
-		Runtime: &connector.Runtime{HTTP: client, MaxResponseBytes: 10 << 20},
+		Runtime: &connector.Runtime{HTTP: client, MaxResponseBytes: 10 << 20, PollInterval: cfg.pollInterval},
 	}
 	if err := installer.Sync(ctx); err != nil {
 		// The server still serves; the connector's flows fail until fixed.
