@@ -19,8 +19,9 @@ import (
 
 const connectorUsage = `Usage:
   plugboard connector pack DIR [-o FILE]
-      zip the connector in DIR and check it; writes NAME-VERSION.zip
-      in the current directory unless -o is given
+      zip the connector in DIR (its manifest is connector.json,
+      connector.yaml or connector.yml) and check it; writes
+      NAME-VERSION.zip in the current directory unless -o is given
   plugboard connector publish FILE --url URL --token TOKEN
       upload a packed connector to a Plugboard server
 `
@@ -92,8 +93,8 @@ func connectorPack(args []string, stdout, stderr io.Writer) error {
 	if err := os.WriteFile(name, data, 0o644); err != nil {
 		return fmt.Errorf("writing %s: %w", name, err)
 	}
-	fmt.Fprintf(stdout, "packed %s %s (%d components, %d files, %d bytes) into %s\nsha256 %s\n",
-		pkg.Manifest.Name, pkg.Manifest.Version, len(pkg.Manifest.Components), len(pkg.Files), len(data), name, pkg.Digest)
+	fmt.Fprintf(stdout, "packed %s %s (%s, %d components, %d files, %d bytes) into %s\nsha256 %s\n",
+		pkg.Manifest.Name, pkg.Manifest.Version, pkg.ManifestName, len(pkg.Manifest.Components), len(pkg.Files), len(data), name, pkg.Digest)
 	return nil
 }
 

@@ -186,7 +186,7 @@ func serve(ctx context.Context, args []string) error {
 	eng, err := engine.New(ctx, engine.Config{
 		Store: st, Registry: components, Logger: log, Metrics: reg,
 		NodeID: cfg.nodeID, Workers: cfg.workers, JobTimeout: cfg.jobTimeout, RescueAfter: cfg.rescueAfter, LogRetention: cfg.logRetention,
-		Events: sysHooks,
+		Events: sysHooks, PublicURL: strings.TrimRight(cfg.publicURL, "/"),
 	})
 	if err != nil {
 		return err

@@ -155,11 +155,14 @@ func TestConnectorRuns(t *testing.T) {
 				}
 				return false
 			})
+			// The flow keeps running: its webhook still takes events, whose
+			// step waits for the connector like the queued one.
+			e.do("POST", hook, "", `{"email":"margaret@example.com"}`, http.StatusAccepted, nil)
 			if n := len(crm.contacts()); n != 2 {
 				t.Fatalf("a call went out while the connector was removed: %d contacts", n)
 			}
 			e.do("POST", "/api/v1/connectors/crm/install", e.admin, map[string]string{"version": "1.1.0"}, http.StatusOK, nil)
-			eventually(t, 10*time.Second, "the queued contact", func() bool { return len(crm.contacts()) == 3 })
+			eventually(t, 10*time.Second, "the queued contacts", func() bool { return len(crm.contacts()) == 4 })
 			crm.mu.Lock()
 			for key, n := range crm.keys {
 				if n != 1 {

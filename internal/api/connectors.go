@@ -67,7 +67,7 @@ func (s *Server) publishConnector(w http.ResponseWriter, r *http.Request, _ prin
 		return packageProblem(err)
 	}
 	v := &store.ConnectorVersion{
-		Name: pkg.Manifest.Name, Version: pkg.Manifest.Version, Manifest: pkg.Files["connector.json"],
+		Name: pkg.Manifest.Name, Version: pkg.Manifest.Version, Manifest: pkg.ManifestJSON,
 		Changelog: pkg.Changelog, Archive: data, Digest: pkg.Digest,
 	}
 	if err := s.store.PutConnectorVersion(r.Context(), v); err != nil {

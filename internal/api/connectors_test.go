@@ -4,11 +4,8 @@ import (
 	"archive/zip"
 	"bytes"
 	"context"
-	"encoding/json"
 	"io"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -20,41 +17,11 @@ import (
 
 const exampleConnector = "../../examples/connectors/acme-crm"
 
-// packExample packs the example connector as version.
+// packExample packs the example connector as version, and returns it
+// with the connector's name.
 func packExample(t *testing.T, version string) ([]byte, string) {
 	t.Helper()
-	dir := t.TempDir()
-	err := filepath.WalkDir(exampleConnector, func(path string, d os.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		rel, _ := filepath.Rel(exampleConnector, path)
-		data, err := os.ReadFile(path)
-		if err != nil {
-			return err
-		}
-		if rel == "connector.json" {
-			var m map[string]any
-			if err := json.Unmarshal(data, &m); err != nil {
-				return err
-			}
-			m["version"] = version
-			if data, err = json.MarshalIndent(m, "", "  "); err != nil {
-				return err
-			}
-		}
-		if err := os.MkdirAll(filepath.Join(dir, filepath.Dir(rel)), 0o755); err != nil {
-			return err
-		}
-		return os.WriteFile(filepath.Join(dir, rel), data, 0o644)
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	zipped, err := connector.Pack(dir)
-	if err != nil {
-		t.Fatalf("packing the example connector: %v", err)
-	}
+	zipped := packExampleWith(t, "", version, nil)
 	pkg, err := connector.ReadArchive(zipped)
 	if err != nil {
 		t.Fatal(err)

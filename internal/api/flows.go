@@ -1,7 +1,9 @@
 package api
 
 import (
+	"context"
 	"encoding/json"
+	"maps"
 	"net/http"
 	"slices"
 
@@ -31,6 +33,34 @@ type flowView struct {
 type componentView struct {
 	flow.ComponentDoc
 	WebhookURL string `json:"webhookUrl,omitempty"`
+	// Subscription is the webhook subscription of a subscription trigger
+	// (in the answer of GET /flows/{id}).
+	Subscription *subscriptionView `json:"subscription,omitempty"`
+}
+
+// subscriptionView says whether a subscription trigger is subscribed at
+// its provider and why the last try failed.
+type subscriptionView struct {
+	Subscribed bool   `json:"subscribed"`
+	Pending    bool   `json:"pending"` // a change is being made
+	Attempts   int    `json:"attempts"`
+	LastError  string `json:"lastError,omitempty"`
+}
+
+// withSubscriptions adds the subscription triggers' state to v.
+func (s *Server) withSubscriptions(ctx context.Context, v *flowView) error {
+	subs, err := s.store.Subscriptions(ctx, v.ID)
+	if err != nil {
+		return err
+	}
+	for _, sub := range subs {
+		if cv, ok := v.Components[sub.ComponentID]; ok && !sub.Gone {
+			cv.Subscription = &subscriptionView{Subscribed: sub.Subscribed(), Pending: !sub.DueAt.IsZero(),
+				Attempts: sub.Attempts, LastError: sub.LastError}
+			v.Components[sub.ComponentID] = cv
+		}
+	}
+	return nil
 }
 
 func (s *Server) view(f *store.Flow) (flowView, error) {
@@ -58,64 +88,53 @@ func (s *Server) view(f *store.Flow) (flowView, error) {
 
 const timeFormat = "2006-01-02T15:04:05.000Z07:00"
 
-// readFlow decodes and validates a flow document from the request body;
-// pollers lists its polling triggers.
-func (s *Server) readFlow(r *http.Request) (doc *flow.Document, canon []byte, pollers []string, err error) {
+// readFlow decodes and validates a flow document from the request body.
+// The flow it returns holds what the document decides: its name, the
+// canonical document, fresh tokens for the components that take requests
+// at a URL of their own, and which components poll or subscribe.
+func (s *Server) readFlow(r *http.Request) (*flow.Document, *store.Flow, error) {
 	body, err := readBody(r, s.cfg.MaxAPIBytes)
 	if err != nil {
-		return nil, nil, nil, err
+		return nil, nil, err
 	}
-	doc, err = flow.Parse(body)
+	doc, err := flow.Parse(body)
 	if err != nil {
-		return nil, nil, nil, err
+		return nil, nil, err
 	}
 	compiled, err := s.engine.Compile(doc)
 	if err != nil {
-		return nil, nil, nil, err
+		return nil, nil, err
 	}
-	canon, err = json.Marshal(doc)
+	canon, err := json.Marshal(doc)
 	if err != nil {
-		return nil, nil, nil, err
+		return nil, nil, err
 	}
-	return doc, canon, pollerIDs(compiled), nil
-}
-
-// pollerIDs lists the components of a compiled flow that are polling
-// triggers, sorted.
-func pollerIDs(c *flow.Compiled) []string {
-	var ids []string
-	for id, n := range c.Nodes {
-		if _, ok := n.Component.(component.Poller); ok {
-			ids = append(ids, id)
+	f := &store.Flow{Name: doc.Name, Document: canon, Webhooks: map[string]string{}}
+	for _, id := range slices.Sorted(maps.Keys(compiled.Nodes)) {
+		switch n := compiled.Nodes[id]; n.Component.(type) {
+		case component.Poller:
+			f.Pollers = append(f.Pollers, id)
+		case component.Subscriber:
+			f.Subscribers = append(f.Subscribers, id)
+			f.Webhooks[id] = auth.RandomString(24)
+		default:
+			if n.Type == core.WebhookType {
+				f.Webhooks[id] = auth.RandomString(24)
+			}
 		}
 	}
-	slices.Sort(ids)
-	return ids
-}
-
-// webhookTokens gives every core.Webhook component a fresh unguessable token.
-func webhookTokens(doc *flow.Document) map[string]string {
-	out := map[string]string{}
-	for id, c := range doc.Components {
-		if c.Type == core.WebhookType {
-			out[id] = auth.RandomString(24)
-		}
-	}
-	return out
+	return doc, f, nil
 }
 
 func (s *Server) createFlow(w http.ResponseWriter, r *http.Request, p principal) error {
-	doc, canon, pollers, err := s.readFlow(r)
+	doc, f, err := s.readFlow(r)
 	if err != nil {
 		return err
 	}
 	if err := s.checkFlowACL(r.Context(), p, p.UserID, doc); err != nil { // ACL
 		return err
 	}
-	f := &store.Flow{
-		ID: uuid.Must(uuid.NewV7()).String(), OwnerID: p.UserID, Name: doc.Name, Stage: store.StageStopped,
-		Document: canon, Webhooks: webhookTokens(doc), Pollers: pollers,
-	}
+	f.ID, f.OwnerID, f.Stage = uuid.Must(uuid.NewV7()).String(), p.UserID, store.StageStopped
 	if err := s.store.CreateFlow(r.Context(), f); err != nil {
 		return err
 	}
@@ -164,6 +183,9 @@ func (s *Server) getFlow(w http.ResponseWriter, r *http.Request, p principal) er
 	if err != nil {
 		return err
 	}
+	if err := s.withSubscriptions(r.Context(), &v); err != nil {
+		return err
+	}
 	return writeJSON(w, http.StatusOK, v)
 }
 
@@ -172,15 +194,14 @@ func (s *Server) updateFlow(w http.ResponseWriter, r *http.Request, p principal)
 	if err != nil {
 		return err
 	}
-	doc, canon, pollers, err := s.readFlow(r)
+	doc, f, err := s.readFlow(r)
 	if err != nil {
 		return err
 	}
 	if err := s.checkFlowACL(r.Context(), p, existing.OwnerID, doc); err != nil { // ACL
 		return err
 	}
-	f := &store.Flow{ID: existing.ID, OwnerID: existing.OwnerID, Name: doc.Name, Document: canon, Webhooks: webhookTokens(doc),
-		Pollers: pollers}
+	f.ID, f.OwnerID = existing.ID, existing.OwnerID
 	if err := s.store.UpdateFlow(r.Context(), f); err != nil {
 		return err
 	}

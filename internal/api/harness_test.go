@@ -72,18 +72,18 @@ func newNode(t *testing.T, cfg store.Config, nodeID string, opts ...func(*compon
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The server's URL is the webhook base, so the handler is set once the
+	// listener exists.
+	var handler http.Handler
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { handler.ServeHTTP(w, r) }))
 	eng, err := engine.New(ctx, engine.Config{
 		Store: st, Registry: comps, Metrics: reg, NodeID: nodeID, Workers: 32, FetchPollInterval: 10 * time.Millisecond,
-		SchedulePoll: 20 * time.Millisecond, Events: sysHooks,
+		SchedulePoll: 20 * time.Millisecond, Events: sysHooks, PublicURL: srv.URL,
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	sysHooks.Register(eng)
-	// The server's URL is the webhook base, so the handler is set once the
-	// listener exists.
-	var handler http.Handler
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { handler.ServeHTTP(w, r) }))
 	installer := &connector.Installer{Store: st, Registry: comps, Runtime: &connector.Runtime{
 		HTTP: outbound.NewClient(outbound.Options{AllowPrivate: true}), PollInterval: 100 * time.Millisecond}}
 	if err := installer.Sync(ctx); err != nil {

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/plugboard/plugboard/internal/component"
 	"github.com/plugboard/plugboard/internal/connectors/core"
 	"github.com/plugboard/plugboard/internal/engine"
 	"github.com/plugboard/plugboard/internal/store"
@@ -39,6 +40,9 @@ func (s *Server) webhook(w http.ResponseWriter, r *http.Request) error {
 		"headers": flatten(r.Header),
 		"query":   flatten(r.URL.Query()),
 		"body":    body,
+	}
+	if target.subscriber {
+		return s.delivery(w, r, target, out)
 	}
 	ev := engine.Event{FlowID: target.FlowID, ComponentID: target.ComponentID, Output: out}
 	var waiter *engine.Waiter
@@ -79,6 +83,27 @@ func (s *Server) webhook(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
+// delivery accepts a request a provider sent to a subscription trigger:
+// one run per item the trigger makes of it, all durable before the 202.
+func (s *Server) delivery(w http.ResponseWriter, r *http.Request, target hookTarget, req map[string]any) error {
+	ids, err := s.engine.AcceptDelivery(r.Context(), engine.Delivery{FlowID: target.FlowID, ComponentID: target.ComponentID, Request: req})
+	if err != nil {
+		switch {
+		case errors.Is(err, engine.ErrBadDelivery):
+			return problem(http.StatusBadRequest, "%v", err)
+		case errors.Is(err, engine.ErrFlowNotRunning):
+			return problem(http.StatusGone, "the flow of this webhook is stopped")
+		case errors.Is(err, store.ErrNotFound), errors.Is(err, engine.ErrNotTrigger):
+			return problem(http.StatusNotFound, "no such webhook")
+		}
+		return err
+	}
+	if ids == nil {
+		ids = []string{}
+	}
+	return writeJSON(w, http.StatusAccepted, map[string][]string{"correlationIds": ids})
+}
+
 // hookCache remembers webhook tokens for a second: a busy webhook resolves
 // its token once, not per request. Whether the flow still runs, and still
 // has that component, is checked as each event is accepted; a token that
@@ -99,6 +124,8 @@ type hookTarget struct {
 	store.WebhookTarget
 	wait    bool
 	timeout time.Duration
+	// subscriber is set for a subscription trigger's inbound URL.
+	subscriber bool
 }
 
 const (
@@ -118,12 +145,14 @@ func (c *hookCache) resolve(ctx context.Context, st *store.Store, eng *engine.En
 		return hookTarget{}, err
 	}
 	t := hookTarget{WebhookTarget: wt}
-	props, err := eng.TriggerProperties(ctx, wt.FlowID, wt.ComponentID)
+	comp, props, err := eng.Trigger(ctx, wt.FlowID, wt.ComponentID)
 	if err != nil {
 		return hookTarget{}, err
 	}
-	if t.wait, t.timeout, err = core.WebhookWait(props); err != nil {
-		return hookTarget{}, problem(http.StatusInternalServerError, "%v", err)
+	if _, t.subscriber = comp.(component.Subscriber); !t.subscriber {
+		if t.wait, t.timeout, err = core.WebhookWait(props); err != nil {
+			return hookTarget{}, problem(http.StatusInternalServerError, "%v", err)
+		}
 	}
 	c.mu.Lock()
 	if c.m == nil || len(c.m) >= hookCacheSize {

@@ -38,15 +38,23 @@ const (
 
 // Package is a checked archive.
 type Package struct {
-	Manifest  Manifest
-	Changelog string            // CHANGELOG.md, required
-	Files     map[string][]byte // every file, by clean slash path
-	Digest    string            // hex SHA-256 of the archive bytes
+	Manifest Manifest
+	// ManifestName is the manifest's file: ManifestFile, ManifestYAMLFile
+	// or ManifestYMLFile.
+	ManifestName string
+	// ManifestJSON is the manifest as JSON: connector.json byte for byte,
+	// or the JSON a YAML manifest stands for. Store this rather than
+	// Files[ManifestName], which may be YAML.
+	ManifestJSON []byte
+	Changelog    string            // CHANGELOG.md, required
+	Files        map[string][]byte // every file, by clean slash path
+	Digest       string            // hex SHA-256 of the archive bytes
 }
 
 // ReadArchive reads a connector zip from memory and checks everything: the
 // archive's safety (paths, links, size, compression ratio, entry count),
-// the required files, the manifest, and the files the manifest names
+// the required files (one manifest, JSON or YAML, and the changelog), the
+// manifest, and the files the manifest names
 // (the icon, scripts, which must compile in the core.Code sandbox). It
 // never writes to disk. A refused archive yields an *Error listing every
 // problem found, of kind KindArchive when the archive itself is unsafe or
@@ -57,8 +65,19 @@ func ReadArchive(data []byte) (*Package, error) {
 		return nil, err
 	}
 	ps := &problems{kind: KindArchive}
-	if _, ok := files[ManifestFile]; !ok {
-		ps.add(ManifestFile, "the archive has no %s at its root", ManifestFile)
+	manifestName := ""
+	for _, name := range manifestFiles {
+		if _, ok := files[name]; !ok {
+			continue
+		}
+		if manifestName != "" {
+			ps.add(name, "the archive also holds %s; a package has exactly one manifest", manifestName)
+			continue
+		}
+		manifestName = name
+	}
+	if manifestName == "" {
+		ps.add(ManifestFile, "the archive has no %s, %s or %s at its root", ManifestFile, ManifestYAMLFile, ManifestYMLFile)
 	}
 	changelog, ok := files[ChangelogFile]
 	switch {
@@ -72,7 +91,7 @@ func ReadArchive(data []byte) (*Package, error) {
 	if err := ps.err(); err != nil {
 		return nil, err
 	}
-	m, err := ParseManifest(files[ManifestFile])
+	m, manifestJSON, err := parseManifest(manifestName, files[manifestName])
 	if err != nil {
 		return nil, err
 	}
@@ -83,10 +102,12 @@ func ReadArchive(data []byte) (*Package, error) {
 	}
 	sum := sha256.Sum256(data)
 	return &Package{
-		Manifest:  *m,
-		Changelog: string(changelog),
-		Files:     files,
-		Digest:    hex.EncodeToString(sum[:]),
+		Manifest:     *m,
+		ManifestName: manifestName,
+		ManifestJSON: manifestJSON,
+		Changelog:    string(changelog),
+		Files:        files,
+		Digest:       hex.EncodeToString(sum[:]),
 	}, nil
 }
 

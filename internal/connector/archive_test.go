@@ -3,11 +3,13 @@ package connector_test
 import (
 	"archive/zip"
 	"bytes"
+	"encoding/json"
 	"errors"
 	"io/fs"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strconv"
 	"strings"
 	"testing"
@@ -35,6 +37,18 @@ const minimalManifest = `{
     {"name": "Ping", "kind": "action", "description": "Pings.", "http": {"method": "GET", "url": "https://tiny.example/ping"}}
   ]
 }`
+
+// minimalYAML is minimalManifest in YAML.
+const minimalYAML = `name: tiny
+version: 0.1.0
+label: Tiny
+description: A tiny connector.
+components:
+  - name: Ping
+    kind: action
+    description: Pings.
+    http: {method: GET, url: "https://tiny.example/ping"}
+`
 
 func valid() []entry {
 	return []entry{
@@ -130,7 +144,14 @@ func TestReadArchiveRefusesHostileArchives(t *testing.T) {
 		}}), kind: "archive", path: "zeros"},
 		{name: "too large unpacked", entries: big, kind: "archive", message: "more than 10485760 bytes"},
 		{name: "too many entries", entries: many, kind: "archive", message: "entries"},
-		{name: "no manifest", entries: valid()[1:], kind: "archive", path: "connector.json", message: "no connector.json"},
+		{name: "no manifest", entries: valid()[1:], kind: "archive", path: "connector.json", message: "no connector.json, connector.yaml or connector.yml"},
+		{name: "JSON and YAML manifests", entries: append(valid(), entry{name: "connector.yaml", data: []byte(minimalYAML)}),
+			kind: "archive", path: "connector.yaml", message: "also holds connector.json; a package has exactly one manifest"},
+		{name: "two YAML manifests", entries: append(valid()[1:], entry{name: "connector.yaml", data: []byte(minimalYAML)}, entry{name: "connector.yml", data: []byte(minimalYAML)}),
+			kind: "archive", path: "connector.yml", message: "also holds connector.yaml"},
+		{name: "manifest not YAML", entries: []entry{{name: "connector.yml", data: []byte("name: [")}, valid()[1]}, kind: "manifest", path: "", message: "connector.yml is not valid YAML"},
+		{name: "YAML manifest not valid", entries: []entry{{name: "connector.yaml", data: []byte(strings.Replace(minimalYAML, "method: GET", "method: FETCH", 1))}, valid()[1]},
+			kind: "manifest", path: "/components/0/http/method"},
 		{name: "no changelog", entries: valid()[:1], kind: "archive", path: "CHANGELOG.md", message: "no CHANGELOG.md"},
 		{name: "manifest in a folder", entries: []entry{{name: "x/connector.json", data: []byte(minimalManifest)}, valid()[1]}, kind: "archive", path: "connector.json"},
 		{name: "manifest not JSON", entries: []entry{{name: "connector.json", data: []byte("{")}, valid()[1]}, kind: "manifest", path: "", message: "not valid JSON"},
@@ -195,6 +216,46 @@ func TestReadArchiveAcceptsDirectoriesAndReportsFiles(t *testing.T) {
 	}
 }
 
+// TestReadArchiveReadsEachManifestName: a package's manifest may be JSON
+// or YAML; whichever it is, the package says which, and holds its JSON
+// with the keys in the order written.
+func TestReadArchiveReadsEachManifestName(t *testing.T) {
+	t.Parallel()
+	want, err := connector.ParseManifest([]byte(minimalManifest))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var compact bytes.Buffer
+	if err := json.Compact(&compact, []byte(minimalManifest)); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name, data, json string
+	}{
+		{name: "connector.json", data: minimalManifest, json: minimalManifest},
+		{name: "connector.yaml", data: minimalYAML, json: compact.String()},
+		{name: "connector.yml", data: minimalYAML, json: compact.String()},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			pkg, err := connector.ReadArchive(build(t, []entry{{name: tt.name, data: []byte(tt.data)}, valid()[1]}))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if pkg.ManifestName != tt.name || string(pkg.Files[tt.name]) != tt.data {
+				t.Errorf("manifest %q, files %v", pkg.ManifestName, keys(pkg.Files))
+			}
+			if string(pkg.ManifestJSON) != tt.json {
+				t.Errorf("manifest JSON\n%s\nwant\n%s", pkg.ManifestJSON, tt.json)
+			}
+			if !reflect.DeepEqual(pkg.Manifest, *want) {
+				t.Errorf("manifest %+v, want %+v", pkg.Manifest, *want)
+			}
+		})
+	}
+}
+
 func keys(m map[string][]byte) []string {
 	var out []string
 	for k := range m {
@@ -253,6 +314,56 @@ func TestPackExample(t *testing.T) {
 	}
 	if got := m.Components[0].Type(m.Name); got != "acme-crm.CreateContact" {
 		t.Errorf("type %q", got)
+	}
+}
+
+// TestPackYAML: a directory whose manifest is connector.yaml packs into
+// the same connector as the example, and one with two manifests does not
+// pack.
+func TestPackYAML(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	if err := os.CopyFS(dir, os.DirFS(exampleDir)); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(filepath.Join(dir, "connector.json")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "connector.yaml"), []byte(acmeYAML), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	data, err := connector.Pack(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pkg, err := connector.ReadArchive(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	example, err := connector.Pack(exampleDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := connector.ReadArchive(example)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pkg.ManifestName != "connector.yaml" || pkg.Files["connector.json"] != nil || len(pkg.Files) != len(want.Files) {
+		t.Fatalf("manifest %q, files %v", pkg.ManifestName, keys(pkg.Files))
+	}
+	sameManifest(t, &pkg.Manifest, &want.Manifest)
+	got, err := connector.ParseManifest(pkg.ManifestJSON)
+	if err != nil {
+		t.Fatalf("the manifest's JSON: %v", err)
+	}
+	sameManifest(t, got, &want.Manifest)
+
+	if err := os.WriteFile(filepath.Join(dir, "connector.json"), []byte(minimalManifest), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err = connector.Pack(dir)
+	if e := asError(t, err); e.Kind() != "archive" || len(e.Problems) != 1 || e.Problems[0].Path != "connector.yaml" {
+		t.Fatalf("two manifests: %v", e)
 	}
 }
 

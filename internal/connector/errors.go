@@ -11,13 +11,13 @@ const (
 	// KindArchive: the archive itself is unacceptable (not a zip, unsafe
 	// paths, links, too large, a zip bomb, a required file missing).
 	KindArchive = "archive"
-	// KindManifest: the archive is sound but connector.json, or a file it
+	// KindManifest: the archive is sound but its manifest, or a file it
 	// names, is not valid.
 	KindManifest = "manifest"
 )
 
 // Problem is one thing wrong, with where. For manifest problems Path is a
-// JSON pointer into connector.json ("/components/1/http/method"; "" for
+// JSON pointer into the manifest ("/components/1/http/method"; "" for
 // the whole document); for archive problems it is the entry's name in the
 // archive ("" for the archive as a whole).
 type Problem struct {

@@ -1,7 +1,8 @@
 // Package connector reads and checks connector packages: zip archives
-// holding a manifest (connector.json), a changelog (CHANGELOG.md) and the
-// files the manifest names (an icon, JavaScript modules). It also compares
-// connector versions. The format is described in docs/connectors.md.
+// holding a manifest (connector.json, or connector.yaml or connector.yml
+// in YAML), a changelog (CHANGELOG.md) and the files the manifest names
+// (an icon, JavaScript modules). It also compares connector versions. The
+// format is described in docs/connectors.md.
 //
 // Nothing here writes to disk: ReadArchive checks an archive in memory, and
 // storing, installing and running connectors belong to other packages.
@@ -27,13 +28,22 @@ import (
 	"github.com/santhosh-tekuri/jsonschema/v6/kind"
 )
 
-// Names of the files every package holds at its root.
+// Names of the files every package holds at its root: one manifest, in
+// JSON (ManifestFile) or YAML (ManifestYAMLFile or ManifestYMLFile), and
+// the changelog.
 const (
-	ManifestFile  = "connector.json"
-	ChangelogFile = "CHANGELOG.md"
+	ManifestFile     = "connector.json"
+	ManifestYAMLFile = "connector.yaml"
+	ManifestYMLFile  = "connector.yml"
+	ChangelogFile    = "CHANGELOG.md"
 )
 
-// MaxManifestBytes bounds connector.json.
+// manifestFiles are the names a manifest may have, in the order problems
+// name them.
+var manifestFiles = [...]string{ManifestFile, ManifestYAMLFile, ManifestYMLFile}
+
+// MaxManifestBytes bounds the manifest: the file, and for YAML also the
+// JSON it stands for, aliases expanded.
 const MaxManifestBytes = 1 << 20
 
 // maxComponents is the schema's maxItems of components.
@@ -60,7 +70,7 @@ const (
 	KindAction  = "action"
 )
 
-// Manifest is connector.json.
+// Manifest is connector.json, or the same document in YAML.
 type Manifest struct {
 	// Name is lowercase letters, digits and '-', 2 to 64 long, not "core".
 	Name string `json:"name"`
@@ -69,7 +79,11 @@ type Manifest struct {
 	Label       string `json:"label"`
 	Description string `json:"description"`
 	// Icon is the path of an image inside the archive, or a data: URL.
-	Icon       string         `json:"icon,omitempty"`
+	Icon string `json:"icon,omitempty"`
+	// BaseURL is the API's absolute http(s) URL that request URLs written
+	// as paths ("/v2/contacts") are joined to. An account's domain, when a
+	// step uses one, takes its place.
+	BaseURL    string         `json:"baseUrl,omitempty"`
 	Auth       *AuthDef       `json:"auth,omitempty"`
 	Components []ComponentDef `json:"components"`
 }
@@ -98,7 +112,7 @@ type AuthDef struct {
 
 // ComponentDef is one trigger or action of a connector. Exactly one of
 // HTTP, Polling, Subscription and Script is set; Polling and Subscription
-// only on triggers, HTTP only on actions.
+// only on triggers, HTTP and Script only on actions.
 type ComponentDef struct {
 	// Name becomes the component type "<connector>.<Name>", such as
 	// "acme-crm.CreateContact".
@@ -239,7 +253,8 @@ var manifestSchema = sync.OnceValues(func() (*jsonschema.Schema, error) {
 	return s, nil
 })
 
-// ManifestSchema returns the JSON Schema connector.json must satisfy.
+// ManifestSchema returns the JSON Schema connector.json (and the JSON a
+// YAML manifest stands for) must satisfy.
 func ManifestSchema() []byte { return bytes.Clone(manifestSchemaJSON) }
 
 // noLoader refuses to load any schema by URL: a package's schemas must be
@@ -261,24 +276,48 @@ func newCompiler() *jsonschema.Compiler {
 // returned in one *Error of kind KindManifest, each with its JSON pointer.
 // Files the manifest names (icon, scripts) are checked by ReadArchive.
 func ParseManifest(data []byte) (*Manifest, error) {
+	m, _, err := parseManifest(ManifestFile, data)
+	return m, err
+}
+
+// ParseManifestYAML decodes and checks connector.yaml: the same document as
+// connector.json, in YAML, held to the same rules, with its problems
+// reported the same way, at JSON pointers. The YAML must map cleanly to
+// JSON; see yamlToJSON.
+func ParseManifestYAML(data []byte) (*Manifest, error) {
+	m, _, err := parseManifest(ManifestYAMLFile, data)
+	return m, err
+}
+
+// parseManifest decodes and checks the manifest file name holds, and
+// returns it with its JSON: data itself for connector.json, the JSON a
+// YAML manifest stands for otherwise.
+func parseManifest(name string, data []byte) (*Manifest, []byte, error) {
 	ps := &problems{kind: KindManifest}
 	if len(data) > MaxManifestBytes {
-		ps.add("", "%s is %d bytes long; at most %d are allowed", ManifestFile, len(data), MaxManifestBytes)
-		return nil, ps.err()
+		ps.add("", "%s is %d bytes long; at most %d are allowed", name, len(data), MaxManifestBytes)
+		return nil, nil, ps.err()
+	}
+	if name != ManifestFile {
+		data = yamlToJSON(ps, name, data)
+		if err := ps.err(); err != nil {
+			sortByPath(ps)
+			return nil, nil, ps.err()
+		}
 	}
 	doc, err := decodeJSON(data)
 	if err != nil {
-		ps.add("", "%s is not valid JSON: %v", ManifestFile, err)
-		return nil, ps.err()
+		ps.add("", "%s is not valid JSON: %v", name, err)
+		return nil, nil, ps.err()
 	}
 	schema, err := manifestSchema()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if err := schema.Validate(doc); err != nil {
 		var ve *jsonschema.ValidationError
 		if !errors.As(err, &ve) {
-			return nil, fmt.Errorf("validating %s: %w", ManifestFile, err)
+			return nil, nil, fmt.Errorf("validating %s: %w", name, err)
 		}
 		schemaProblems(ps, ve)
 	}
@@ -286,16 +325,22 @@ func ParseManifest(data []byte) (*Manifest, error) {
 	if err := json.Unmarshal(data, &m); err != nil {
 		// The schema has already said why, if it could.
 		if len(ps.list) == 0 {
-			ps.add("", "decoding %s: %v", ManifestFile, err)
+			ps.add("", "decoding %s: %v", name, err)
 		}
-		return nil, ps.err()
+		return nil, nil, ps.err()
 	}
 	m.check(ps)
-	slices.SortStableFunc(ps.list, func(a, b Problem) int { return strings.Compare(a.Path, b.Path) })
+	sortByPath(ps)
 	if err := ps.err(); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return &m, nil
+	return &m, data, nil
+}
+
+// sortByPath orders problems by path, keeping the order of those at one
+// path.
+func sortByPath(ps *problems) {
+	slices.SortStableFunc(ps.list, func(a, b Problem) int { return strings.Compare(a.Path, b.Path) })
 }
 
 // decodeJSON decodes one JSON value, numbers as json.Number, as the
@@ -476,6 +521,9 @@ func (c *ComponentDef) check(ps *problems, p string) {
 	}
 	if c.Kind == KindTrigger && c.HTTP != nil {
 		ps.add(p+"/http", "a trigger cannot be a single request; use polling or subscription")
+	}
+	if c.Kind == KindTrigger && c.Script != "" {
+		ps.add(p+"/script", "a script runs as an action; a trigger polls or subscribes")
 	}
 	if len(c.Properties) > 0 {
 		if msg := checkPropertiesSchema(c.Properties); msg != "" {

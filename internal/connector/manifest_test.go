@@ -33,8 +33,10 @@ func TestParseManifestReportsEveryProblemWithItsPath(t *testing.T) {
     {"name": "Props", "kind": "action", "description": "d", "script": "p.js", "properties": {"type": "object", "properties": {"a": {"type": "nope"}}}},
     {"name": "Fast", "kind": "trigger", "description": "d", "polling": {"interval": "1s", "request": {"method": "GET", "url": "/a"}, "idField": "id"}},
     {"name": "Tpl", "kind": "action", "description": "d", "http": {"method": "POST", "url": "/a/{{ $.x + }}"}},
-    {"name": "Page", "kind": "action", "description": "d", "http": {"method": "GET", "url": "/a", "pagination": {"type": "cursor", "itemsPath": "data"}}}
-  ]
+    {"name": "Page", "kind": "action", "description": "d", "http": {"method": "GET", "url": "/a", "pagination": {"type": "cursor", "itemsPath": "data"}}},
+    {"name": "ScriptTrigger", "kind": "trigger", "description": "d", "script": "t.js"}
+  ],
+  "baseUrl": "ftp://api.example.com"
 }`
 	_, err := connector.ParseManifest([]byte(bad))
 	e := asError(t, err)
@@ -57,6 +59,8 @@ func TestParseManifestReportsEveryProblemWithItsPath(t *testing.T) {
 		"/components/6/polling/interval": "between",
 		"/components/7/http/url":         "",
 		"/components/8/http/pagination":  "cursorPath",
+		"/components/9/script":           "runs as an action",
+		"/baseUrl":                       "",
 	}
 	for path, msg := range want {
 		found := false
@@ -143,6 +147,8 @@ func FuzzReadArchive(f *testing.F) {
 	if data, err := connector.Pack(exampleDir); err == nil {
 		f.Add(data)
 	}
+	f.Add(build(f, []entry{{name: "connector.yaml", data: []byte(minimalYAML)}, valid()[1]}))
+	f.Add(build(f, append(valid(), entry{name: "connector.yml", data: []byte(minimalYAML)})))
 	f.Add(build(f, append(valid(), entry{name: "../x", data: []byte("x")})))
 	f.Add(build(f, append(valid(), entry{name: "z", data: make([]byte, 1<<20)})))
 	f.Fuzz(func(t *testing.T, data []byte) {

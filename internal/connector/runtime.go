@@ -11,14 +11,17 @@ import (
 	"maps"
 	"net/http"
 	"net/url"
+	"path"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/plugboard/plugboard/internal/component"
 	"github.com/plugboard/plugboard/internal/mapping"
 	"github.com/plugboard/plugboard/internal/outbound"
+	"github.com/plugboard/plugboard/internal/script"
 )
 
 // Runtime turns an installed package into components the engine runs.
@@ -31,17 +34,30 @@ type Runtime struct {
 	// PollInterval, when set, replaces every polling trigger's interval:
 	// for tests and load runs, which cannot wait minutes.
 	PollInterval time.Duration
+	// Sandbox runs script components (default: one with the sandbox's
+	// default limits, made when first needed).
+	Sandbox *script.Sandbox
+
+	sandboxOnce sync.Once
 }
 
 // ErrNeedsAccount says a request names a path, to be joined to an
-// account's domain, and accounts are not available yet.
-var ErrNeedsAccount = errors.New("the request URL is a path, which needs an account's domain; accounts are not available yet, so use an absolute URL")
+// account's domain or the connector's baseUrl, and the connector has no
+// baseUrl (and accounts are not available yet).
+var ErrNeedsAccount = errors.New("the request URL is a path, which needs the connector's baseUrl or an account's domain; " +
+	"accounts are not available yet, so set baseUrl in the manifest or use an absolute URL")
 
-// Components builds the components of pkg that can run: declarative HTTP
-// actions and polling triggers. Webhook-subscription triggers and script
-// components are not run yet and are left out.
+// Components builds the components of pkg: declarative HTTP actions,
+// polling triggers, webhook-subscription triggers and script actions.
 func (rt *Runtime) Components(pkg *Package) ([]component.Component, error) {
 	m := pkg.Manifest
+	var base *url.URL
+	if m.BaseURL != "" {
+		var err error
+		if base, err = parseBaseURL(m.BaseURL); err != nil {
+			return nil, err
+		}
+	}
 	var out []component.Component
 	for i, c := range m.Components {
 		spec := component.Spec{
@@ -53,40 +69,71 @@ func (rt *Runtime) Components(pkg *Package) ([]component.Component, error) {
 			return nil, fmt.Errorf("components[%d] %s: %w", i, c.Name, err)
 		}
 		spec.Properties = props
-		switch {
-		case c.HTTP != nil:
-			spec.Kind, spec.InPorts, spec.IO = component.KindAction, []string{component.PortIn}, true
-			req, err := compileRequest(c.HTTP.RequestDef)
-			if err != nil {
-				return nil, fmt.Errorf("%s: %w", spec.Type, err)
-			}
-			a := &httpAction{rt: rt, spec: spec, def: c.HTTP, req: req}
-			if c.HTTP.Output != nil {
-				if a.output, err = mapping.Compile(c.HTTP.Output); err != nil {
-					return nil, fmt.Errorf("%s: output: %w", spec.Type, err)
-				}
-			}
-			out = append(out, a)
-		case c.Polling != nil:
-			spec.Kind = component.KindTrigger
-			req, err := compileRequest(c.Polling.Request)
-			if err != nil {
-				return nil, fmt.Errorf("%s: %w", spec.Type, err)
-			}
-			every, err := time.ParseDuration(c.Polling.Interval)
-			if err != nil {
-				return nil, fmt.Errorf("%s: interval: %w", spec.Type, err)
-			}
-			p := &poller{rt: rt, spec: spec, def: c.Polling, req: req, every: every}
-			if c.Polling.Output != nil {
-				if p.output, err = mapping.Compile(c.Polling.Output); err != nil {
-					return nil, fmt.Errorf("%s: output: %w", spec.Type, err)
-				}
-			}
-			out = append(out, p)
+		comp, err := rt.component(pkg, c, spec, base)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", spec.Type, err)
 		}
+		out = append(out, comp)
 	}
 	return out, nil
+}
+
+// component builds the component c describes.
+func (rt *Runtime) component(pkg *Package, c ComponentDef, spec component.Spec, base *url.URL) (component.Component, error) {
+	switch {
+	case c.HTTP != nil:
+		spec.Kind, spec.InPorts, spec.IO = component.KindAction, []string{component.PortIn}, true
+		req, err := compileRequest(c.HTTP.RequestDef, base)
+		if err != nil {
+			return nil, err
+		}
+		a := &httpAction{rt: rt, spec: spec, def: c.HTTP, req: req}
+		if a.output, err = compileOutput(c.HTTP.Output); err != nil {
+			return nil, err
+		}
+		return a, nil
+	case c.Polling != nil:
+		spec.Kind = component.KindTrigger
+		req, err := compileRequest(c.Polling.Request, base)
+		if err != nil {
+			return nil, err
+		}
+		every, err := time.ParseDuration(c.Polling.Interval)
+		if err != nil {
+			return nil, fmt.Errorf("interval: %w", err)
+		}
+		p := &poller{rt: rt, spec: spec, def: c.Polling, req: req, every: every}
+		if p.output, err = compileOutput(c.Polling.Output); err != nil {
+			return nil, err
+		}
+		return p, nil
+	case c.Subscription != nil:
+		spec.Kind = component.KindTrigger
+		return rt.subscriber(spec, c.Subscription, base)
+	case c.Script != "":
+		if c.Kind != KindAction {
+			return nil, errors.New("a script component must be an action")
+		}
+		spec.Kind, spec.InPorts, spec.IO = component.KindAction, []string{component.PortIn}, true
+		src, ok := pkg.Files[c.Script]
+		if !ok {
+			return nil, fmt.Errorf("the script %q is not in the package", c.Script)
+		}
+		return &scriptAction{rt: rt, spec: spec, src: string(src)}, nil
+	}
+	return nil, errors.New("the component has none of http, polling, subscription or script")
+}
+
+// compileOutput compiles an output mapping; nil when there is none.
+func compileOutput(def any) (*mapping.Template, error) {
+	if def == nil {
+		return nil, nil
+	}
+	t, err := mapping.Compile(def)
+	if err != nil {
+		return nil, fmt.Errorf("output: %w", err)
+	}
+	return t, nil
 }
 
 // schemaProperties reads the top level of a component's properties schema
@@ -150,13 +197,15 @@ type compiledRequest struct {
 	method                    string
 	url, headers, query, body *mapping.Template
 	hasBody                   bool
+	// base is the URL a path URL is joined to; nil without one.
+	base *url.URL
 	// next, when set, is the URL of a next page as the provider gave it
 	// (a Link header): sent as it is, never read as a template.
 	next string
 }
 
-func compileRequest(d RequestDef) (*compiledRequest, error) {
-	r := &compiledRequest{method: strings.ToUpper(cmp.Or(d.Method, http.MethodGet)), hasBody: d.Body != nil}
+func compileRequest(d RequestDef, base *url.URL) (*compiledRequest, error) {
+	r := &compiledRequest{method: strings.ToUpper(cmp.Or(d.Method, http.MethodGet)), hasBody: d.Body != nil, base: base}
 	var err error
 	if r.url, err = mapping.Compile(d.URL); err != nil {
 		return nil, fmt.Errorf("url: %w", err)
@@ -208,12 +257,9 @@ func (rt *Runtime) do(ctx context.Context, req *compiledRequest, scope map[strin
 			return nil, component.Permanent(fmt.Errorf("url: %w", err))
 		}
 	}
-	u, err := url.Parse(rawURL)
-	if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
-		if strings.HasPrefix(rawURL, "/") {
-			return nil, component.Permanent(ErrNeedsAccount)
-		}
-		return nil, component.Permanent(fmt.Errorf("url %q is not an absolute http or https URL", rawURL))
+	u, err := req.resolve(rawURL)
+	if err != nil {
+		return nil, component.Permanent(err)
 	}
 	q := u.Query()
 	if v, err := req.query.Eval(scope); err != nil {
@@ -284,11 +330,74 @@ func (rt *Runtime) do(ctx context.Context, req *compiledRequest, scope map[strin
 	}
 	switch {
 	case resp.StatusCode == http.StatusRequestTimeout || resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode >= 500:
-		return nil, fmt.Errorf("%s %s%s answered %d", req.method, u.Host, u.Path, resp.StatusCode)
+		return nil, &statusError{status: resp.StatusCode, msg: fmt.Sprintf("%s %s%s answered %d", req.method, u.Host, u.Path, resp.StatusCode)}
 	case resp.StatusCode >= 400:
-		return nil, component.Permanent(fmt.Errorf("%s %s%s answered %d: %s", req.method, u.Host, u.Path, resp.StatusCode, snippet(raw)))
+		return nil, component.Permanent(&statusError{status: resp.StatusCode,
+			msg: fmt.Sprintf("%s %s%s answered %d: %s", req.method, u.Host, u.Path, resp.StatusCode, snippet(raw))})
 	}
 	return r, nil
+}
+
+// statusError is an answer with an error status.
+type statusError struct {
+	status int
+	msg    string
+}
+
+func (e *statusError) Error() string { return e.msg }
+
+// resolve makes the request's URL: a path is joined to the base URL and
+// must stay under it; anything else must be an absolute http(s) URL.
+func (r *compiledRequest) resolve(raw string) (*url.URL, error) {
+	if strings.HasPrefix(raw, "/") && !strings.HasPrefix(raw, "//") {
+		if r.base == nil {
+			return nil, ErrNeedsAccount
+		}
+		return joinPath(r.base, raw)
+	}
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
+		return nil, fmt.Errorf("url %q is not an absolute http or https URL, nor a path starting with /", raw)
+	}
+	return u, nil
+}
+
+// parseBaseURL reads a manifest's baseUrl.
+func parseBaseURL(raw string) (*url.URL, error) {
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") || u.RawQuery != "" || u.Fragment != "" || u.User != nil {
+		return nil, fmt.Errorf("baseUrl %q is not an absolute http or https URL without query, fragment or user", raw)
+	}
+	return u, nil
+}
+
+// joinPath joins p (which starts with "/", and may carry a query) to
+// base. The result must keep base's scheme, host and port and stay at or
+// below its path: "..", encoded slashes or dots that would climb out are
+// refused.
+func joinPath(base *url.URL, p string) (*url.URL, error) {
+	ref, err := url.Parse(p)
+	if err != nil {
+		return nil, fmt.Errorf("url path %q: %w", p, err)
+	}
+	if ref.Scheme != "" || ref.Host != "" || ref.User != nil {
+		return nil, fmt.Errorf("url path %q names a host", p)
+	}
+	decoded := ref.Path
+	if strings.Contains(strings.ToLower(ref.EscapedPath()), "%2f") || strings.Contains(strings.ToLower(ref.EscapedPath()), "%5c") ||
+		strings.Contains(decoded, "\\") {
+		return nil, fmt.Errorf("url path %q holds an encoded slash", p)
+	}
+	basePath := strings.TrimSuffix(base.Path, "/")
+	joined := path.Clean(basePath + "/" + strings.TrimPrefix(decoded, "/"))
+	if strings.HasSuffix(decoded, "/") && joined != "/" {
+		joined += "/"
+	}
+	if joined != basePath && !strings.HasPrefix(joined, basePath+"/") {
+		return nil, fmt.Errorf("url path %q leaves the API's base path %q", p, cmp.Or(basePath, "/"))
+	}
+	u := &url.URL{Scheme: base.Scheme, Host: base.Host, Path: joined, RawQuery: ref.RawQuery}
+	return u, nil
 }
 
 func evalString(t *mapping.Template, scope map[string]any) (string, error) {
@@ -406,7 +515,7 @@ func (a *httpAction) Invoke(ctx context.Context, inv component.Invocation) ([]co
 				return nil, component.Permanent(fmt.Errorf("%s: the next page link %q leaves the API's host", a.spec.Type, link))
 			}
 			req = &compiledRequest{method: req.method, url: req.url, headers: req.headers, query: req.query, body: req.body,
-				hasBody: req.hasBody, next: next.String()}
+				hasBody: req.hasBody, base: req.base, next: next.String()}
 			extra = url.Values{} // the link carries its own query
 		}
 	}
@@ -470,8 +579,17 @@ func (p *poller) Interval(map[string]any) (time.Duration, error) {
 	return cmp.Or(p.rt.PollInterval, p.every), nil
 }
 
+// maxPollPages bounds the requests of one poll.
+const maxPollPages = 10
+
+// maxPollItems bounds the items one poll returns (the engine refuses
+// more than 1,000); the cursor keeps the rest for the next poll.
+const maxPollItems = 1000
+
 // Poll asks for the items since the cursor and emits those whose ids it
-// has not seen. The first poll only learns what exists: it emits nothing.
+// has not seen. While the cursor moves on, it asks again (at most
+// maxPollPages times), so a backlog longer than one answer is read in one
+// poll. The first poll only learns what exists: it emits nothing.
 func (p *poller) Poll(ctx context.Context, inv component.PollInvocation) ([]any, json.RawMessage, error) {
 	var st pollState
 	first := len(inv.State) == 0
@@ -480,46 +598,56 @@ func (p *poller) Poll(ctx context.Context, inv component.PollInvocation) ([]any,
 			return nil, nil, component.Permanent(fmt.Errorf("%s: reading poll state: %w", p.spec.Type, err))
 		}
 	}
-	scope := map[string]any{"properties": inv.Properties, "cursor": st.Cursor}
-	var extra url.Values
-	if p.def.CursorParam != "" && st.Cursor != nil {
-		extra = url.Values{p.def.CursorParam: {scalar(st.Cursor)}}
-	}
-	r, err := p.rt.do(ctx, p.req, scope, extra, "")
-	if err != nil {
-		return nil, nil, fmt.Errorf("%s: %w", p.spec.Type, err)
-	}
-	list, ok := at(r.Body, p.def.ItemsPath).([]any)
-	if !ok && r.Body != nil {
-		return nil, nil, component.Permanent(fmt.Errorf("%s: no list at %q in the answer", p.spec.Type, p.def.ItemsPath))
-	}
 	seen := make(map[string]bool, len(st.Seen))
 	for _, id := range st.Seen {
 		seen[id] = true
 	}
 	var items []any
-	for _, it := range list {
-		id := scalar(at(it, p.def.IDField))
-		if id == "" || seen[id] {
-			continue
+	for range maxPollPages {
+		scope := map[string]any{"properties": inv.Properties, "cursor": st.Cursor}
+		var extra url.Values
+		if p.def.CursorParam != "" && st.Cursor != nil {
+			extra = url.Values{p.def.CursorParam: {scalar(st.Cursor)}}
 		}
-		seen[id] = true
-		st.Seen = append(st.Seen, id)
-		if c := at(it, p.def.CursorField); p.def.CursorField != "" && c != nil && greater(c, st.Cursor) {
-			st.Cursor = c
+		r, err := p.rt.do(ctx, p.req, scope, extra, "")
+		if err != nil {
+			return nil, nil, fmt.Errorf("%s: %w", p.spec.Type, err)
 		}
-		if first {
-			continue
+		v := at(r.Body, p.def.ItemsPath)
+		list, ok := v.([]any)
+		if !ok && v != nil { // a missing or null list is an empty one
+			return nil, nil, component.Permanent(fmt.Errorf("%s: no list at %q in the answer", p.spec.Type, p.def.ItemsPath))
 		}
-		out := it
-		if p.output != nil {
-			v, err := p.output.Eval(map[string]any{"properties": inv.Properties, "item": it})
-			if err != nil {
-				return nil, nil, component.Permanent(fmt.Errorf("%s: output: %w", p.spec.Type, err))
+		moved := false
+		for _, it := range list {
+			if len(items) >= maxPollItems {
+				break // the rest come with the next poll
 			}
-			out = v
+			id := scalar(at(it, p.def.IDField))
+			if id == "" || seen[id] {
+				continue
+			}
+			seen[id] = true
+			st.Seen = append(st.Seen, id)
+			if c := at(it, p.def.CursorField); p.def.CursorField != "" && c != nil && greater(c, st.Cursor) {
+				st.Cursor, moved = c, true
+			}
+			if first {
+				continue
+			}
+			out := it
+			if p.output != nil {
+				v, err := p.output.Eval(map[string]any{"properties": inv.Properties, "item": it})
+				if err != nil {
+					return nil, nil, component.Permanent(fmt.Errorf("%s: output: %w", p.spec.Type, err))
+				}
+				out = v
+			}
+			items = append(items, out)
 		}
-		items = append(items, out)
+		if !moved || len(items) >= maxPollItems {
+			break
+		}
 	}
 	if len(st.Seen) > maxSeen {
 		st.Seen = st.Seen[len(st.Seen)-maxSeen:]

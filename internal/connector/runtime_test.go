@@ -55,7 +55,7 @@ func TestHTTPActionPagination(t *testing.T) {
 		{Type: PageLink, ItemsPath: "data"},
 	} {
 		def := &HTTPDef{RequestDef: RequestDef{Method: "GET", URL: srv.URL + "/items"}, Pagination: pg}
-		req, err := compileRequest(def.RequestDef)
+		req, err := compileRequest(def.RequestDef, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -84,7 +84,7 @@ func TestHTTPActionErrors(t *testing.T) {
 	rt := &Runtime{HTTP: srv.Client()}
 	invoke := func(url string) error {
 		def := &HTTPDef{RequestDef: RequestDef{Method: "POST", URL: url}}
-		req, _ := compileRequest(def.RequestDef)
+		req, _ := compileRequest(def.RequestDef, nil)
 		_, err := (&httpAction{rt: rt, spec: component.Spec{Type: "x.Do"}, def: def, req: req}).Invoke(context.Background(), component.Invocation{})
 		return err
 	}
@@ -122,7 +122,7 @@ func TestPollerEmitsEachItemOnce(t *testing.T) {
 	defer srv.Close()
 	def := &PollingDef{Request: RequestDef{URL: srv.URL + "/items"}, ItemsPath: "data", IDField: "id", CursorField: "seq", CursorParam: "since",
 		Output: map[string]any{"contact": "{{ $.item.id }}"}}
-	req, _ := compileRequest(def.Request)
+	req, _ := compileRequest(def.Request, nil)
 	out, _ := mapping.Compile(def.Output)
 	p := &poller{rt: &Runtime{HTTP: srv.Client()}, spec: component.Spec{Type: "x.New"}, def: def, req: req, output: out}
 	poll := func(state json.RawMessage) ([]any, json.RawMessage) {
@@ -176,7 +176,7 @@ func TestHTTPActionLinkHeader(t *testing.T) {
 	}))
 	defer srv.Close()
 	def := &HTTPDef{RequestDef: RequestDef{Method: "GET", URL: srv.URL + "/items"}, Pagination: &PaginationDef{Type: PageLink, ItemsPath: "data"}}
-	req, _ := compileRequest(def.RequestDef)
+	req, _ := compileRequest(def.RequestDef, nil)
 	a := &httpAction{rt: &Runtime{HTTP: srv.Client()}, spec: component.Spec{Type: "x.List"}, def: def, req: req}
 	_, err := a.Invoke(context.Background(), component.Invocation{Properties: map[string]any{"secret": "s3cret"}})
 	if !component.IsPermanent(err) {
@@ -186,5 +186,93 @@ func TestHTTPActionLinkHeader(t *testing.T) {
 	defer mu.Unlock()
 	if len(seen) != 2 || seen[1] != "/items?p=2&q=%7B%7B+%24.properties.secret+%7D%7D" {
 		t.Fatalf("requests = %q (the link must be sent as given, never evaluated)", seen)
+	}
+}
+
+func TestJoinPath(t *testing.T) {
+	t.Parallel()
+	base, err := parseBaseURL("https://api.example.com/v2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for p, want := range map[string]string{
+		"/contacts":          "https://api.example.com/v2/contacts",
+		"/contacts/c_1?x=1":  "https://api.example.com/v2/contacts/c_1?x=1",
+		"/":                  "https://api.example.com/v2/",
+		"/a/./b/../c":        "https://api.example.com/v2/a/c",
+		"/../v2/contacts":    "https://api.example.com/v2/contacts",
+		"/hooks/":            "https://api.example.com/v2/hooks/",
+		"/a%20b":             "https://api.example.com/v2/a%20b",
+		"/../v3/contacts":    "",
+		"/..":                "",
+		"/%2e%2e/admin":      "",
+		"/a/%2E%2E/%2e%2e/x": "",
+		"/a%2fb":             "",
+		"/a%5c..%5cb":        "",
+		"/\\\\evil.example":  "",
+	} {
+		u, err := joinPath(base, p)
+		switch {
+		case want == "" && err == nil:
+			t.Errorf("%q joined to %s, want it refused", p, u)
+		case want != "" && err != nil:
+			t.Errorf("%q: %v", p, err)
+		case want != "" && u.String() != want:
+			t.Errorf("%q joined to %s, want %s", p, u, want)
+		}
+	}
+	// A request URL is a path (joined), or absolute; "//host" and other
+	// schemes are neither.
+	r := &compiledRequest{base: base}
+	for raw, ok := range map[string]bool{
+		"/contacts": true, "https://other.example/x": true,
+		"//evil.example/x": false, "ftp://api.example.com/x": false, "contacts": false, "javascript:alert(1)": false,
+	} {
+		if _, err := r.resolve(raw); (err == nil) != ok {
+			t.Errorf("resolve(%q): %v, want ok=%v", raw, err, ok)
+		}
+	}
+	if _, err := (&compiledRequest{}).resolve("/contacts"); !errors.Is(err, ErrNeedsAccount) {
+		t.Errorf("a path without a base: %v, want ErrNeedsAccount", err)
+	}
+}
+
+// TestPollCatchesUp: a poll whose cursor moves asks again, so a backlog
+// longer than one answer is learned by the first poll and emitted by a
+// later one, each item once.
+func TestPollCatchesUp(t *testing.T) {
+	t.Parallel()
+	var mu sync.Mutex
+	n := 5
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		after, _ := strconv.Atoi(r.URL.Query().Get("after"))
+		mu.Lock()
+		defer mu.Unlock()
+		var page []any
+		for i := after + 1; i <= min(after+2, n); i++ {
+			page = append(page, map[string]any{"id": fmt.Sprint("i", i), "seq": float64(i)})
+		}
+		_ = json.NewEncoder(w).Encode(map[string]any{"data": page}) // null when empty
+	}))
+	t.Cleanup(srv.Close)
+	def := &PollingDef{Interval: "1m", Request: RequestDef{URL: srv.URL}, ItemsPath: "data", IDField: "id", CursorField: "seq", CursorParam: "after"}
+	req, err := compileRequest(def.Request, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &poller{rt: &Runtime{HTTP: srv.Client()}, spec: component.Spec{Type: "t.Poll"}, def: def, req: req}
+	items, state, err := p.Poll(t.Context(), component.PollInvocation{})
+	if err != nil || len(items) != 0 {
+		t.Fatalf("first poll: %v %v", items, err)
+	}
+	mu.Lock()
+	n = 10
+	mu.Unlock()
+	items, _, err = p.Poll(t.Context(), component.PollInvocation{State: state})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(items) != "[map[id:i6 seq:6] map[id:i7 seq:7] map[id:i8 seq:8] map[id:i9 seq:9] map[id:i10 seq:10]]" {
+		t.Fatalf("second poll emitted %v, want i6 to i10", items)
 	}
 }

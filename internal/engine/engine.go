@@ -48,8 +48,9 @@ type Config struct {
 	// FetchPollInterval is how often idle workers look for new jobs
 	// (default 50ms; on PostgreSQL new jobs are also announced at once).
 	FetchPollInterval time.Duration
-	// SchedulePoll is how often a node looks for due core.Schedule runs
-	// and component.Poller polls (default 250ms).
+	// SchedulePoll is how often a node looks for due core.Schedule runs,
+	// component.Poller polls and component.Subscriber subscriptions to
+	// make or remove (default 250ms).
 	SchedulePoll time.Duration
 	// JobTimeout bounds one step (default 2m).
 	JobTimeout time.Duration
@@ -61,6 +62,9 @@ type Config struct {
 	// MaxLogBytes caps the input and output kept in each invocation log
 	// (default 16 KiB).
 	MaxLogBytes int
+	// PublicURL is the base of inbound URLs (https://hooks.example.com),
+	// given to providers by subscription triggers.
+	PublicURL string
 	// Events, when set, records COMPONENT_ERROR and MESSAGE_UNPROCESSED in
 	// the transactions that record failed steps.
 	Events Emitter
@@ -103,6 +107,7 @@ type Engine struct {
 	stopSchedules context.CancelFunc
 	schedulesDone chan struct{}
 	pollsDone     chan struct{}
+	subsDone      chan struct{}
 }
 
 // New prepares an engine. Start requeues the steps an earlier run of this
@@ -128,9 +133,10 @@ func (e *Engine) Start(ctx context.Context) error {
 		return fmt.Errorf("starting job queue: %w", err)
 	}
 	sctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	e.stopSchedules, e.schedulesDone, e.pollsDone = cancel, make(chan struct{}), make(chan struct{})
+	e.stopSchedules, e.schedulesDone, e.pollsDone, e.subsDone = cancel, make(chan struct{}), make(chan struct{}), make(chan struct{})
 	go e.schedules(sctx, e.schedulesDone)
 	go e.polls(sctx, e.pollsDone)
+	go e.subscriptions(sctx, e.subsDone)
 	return nil
 }
 
@@ -141,6 +147,7 @@ func (e *Engine) Stop(ctx context.Context) error {
 		e.stopSchedules()
 		<-e.schedulesDone
 		<-e.pollsDone
+		<-e.subsDone
 	}
 	if err := e.q.stop(ctx); err != nil {
 		return fmt.Errorf("stopping job queue: %w", err)
@@ -228,7 +235,7 @@ func (c *flowCache) get(ctx context.Context, id string) (*cachedFlow, error) {
 	if err != nil {
 		return nil, fmt.Errorf("parsing stored flow %s: %w", id, err)
 	}
-	compiled, err := flow.Compile(doc, c.reg)
+	compiled, err := flow.CompileStored(doc, c.reg)
 	if err != nil {
 		return nil, fmt.Errorf("compiling stored flow %s: %w", id, err)
 	}

@@ -105,7 +105,7 @@ func (e *Engine) poll(ctx context.Context, pr store.PollRow) error {
 	}
 	poller, ok := n.Component.(component.Poller)
 	if !ok {
-		return e.pollFailed(ctx, pr, cf.head.OwnerID, brokenPollRetry, fmt.Errorf("%s is not a polling trigger", n.Type))
+		return e.pollFailed(ctx, pr, cf.head.OwnerID, brokenPollRetry, notA(n, "a polling trigger"))
 	}
 	v, err := n.Properties.Eval(nil)
 	if err != nil {
@@ -248,6 +248,15 @@ func (e *Engine) pollFailed(ctx context.Context, pr store.PollRow, ownerID strin
 	e.log.LogAttrs(ctx, slog.LevelWarn, "poll failed", slog.String("flow", pr.FlowID),
 		slog.String("component", pr.ComponentID), slog.String("error", msg))
 	return nil
+}
+
+// notA says why node n cannot serve as what: its type is not installed,
+// or it is something else.
+func notA(n *flow.Node, what string) error {
+	if m, ok := n.Component.(*flow.Missing); ok {
+		return m.Err()
+	}
+	return fmt.Errorf("%s is not %s", n.Type, what)
 }
 
 // brokenFlowError says why a stored flow that no longer compiles cannot

@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/plugboard/plugboard/internal/component"
 	"github.com/plugboard/plugboard/internal/store"
 )
 
@@ -124,18 +125,25 @@ func NewCorrelationID() string { return newID() }
 // TriggerProperties returns the constant properties of a trigger of a flow
 // (a webhook's mode, say), from the flow as this node last compiled it.
 func (e *Engine) TriggerProperties(ctx context.Context, flowID, componentID string) (map[string]any, error) {
+	_, props, err := e.Trigger(ctx, flowID, componentID)
+	return props, err
+}
+
+// Trigger returns a trigger of a flow and its constant properties, from
+// the flow as this node last compiled it.
+func (e *Engine) Trigger(ctx context.Context, flowID, componentID string) (component.Component, map[string]any, error) {
 	cf, err := e.flows.recent(ctx, flowID)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	n, ok := cf.compiled.Nodes[componentID]
 	if !ok {
-		return nil, fmt.Errorf("flow %s has no component %s: %w", flowID, componentID, store.ErrNotFound)
+		return nil, nil, fmt.Errorf("flow %s has no component %s: %w", flowID, componentID, store.ErrNotFound)
 	}
 	v, err := n.Properties.Eval(nil)
 	if err != nil {
-		return nil, fmt.Errorf("reading properties of %s: %w", componentID, err)
+		return nil, nil, fmt.Errorf("reading properties of %s: %w", componentID, err)
 	}
 	m, _ := v.(map[string]any)
-	return m, nil
+	return n.Component, m, nil
 }

@@ -122,6 +122,20 @@ var idPattern = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_-]{0,63}$`)
 // Compile validates doc against the registry and returns its compiled form,
 // or a *ValidationError naming every problem.
 func Compile(doc *Document, reg *component.Registry) (*Compiled, error) {
+	return compile(doc, reg, false)
+}
+
+// CompileStored compiles a flow that was valid when it was saved. A
+// component whose type is no longer registered (its connector was
+// removed) becomes a *Missing step, which fails each attempt until the
+// type is back, rather than the whole flow failing to compile: the
+// flow's triggers still accept events, and its steps retry, then
+// dead-letter.
+func CompileStored(doc *Document, reg *component.Registry) (*Compiled, error) {
+	return compile(doc, reg, true)
+}
+
+func compile(doc *Document, reg *component.Registry, lenient bool) (*Compiled, error) {
 	var probs []Problem
 	add := func(comp, field, format string, args ...any) {
 		probs = append(probs, Problem{Component: comp, Field: field, Message: fmt.Sprintf(format, args...)})
@@ -140,6 +154,9 @@ func Compile(doc *Document, reg *component.Registry) (*Compiled, error) {
 			continue
 		}
 		comp, ok := reg.Lookup(cd.Type)
+		if !ok && lenient && cd.Type != "" {
+			comp, ok = newMissing(id, cd, doc.Links), true
+		}
 		if !ok {
 			add(id, "type", "unknown component type %q", cd.Type)
 			continue

@@ -116,7 +116,7 @@ func (tx *Tx) StopFlow(ctx context.Context, id string) error {
 	if err != nil {
 		return fmt.Errorf("stopping flow %s: %w", id, err)
 	}
-	return nil
+	return tx.recheckSubscriptions(ctx, id)
 }
 
 // ComponentUsage is a flow that uses a component type or connector.

@@ -17,7 +17,7 @@ type docComponent struct {
 
 // indexFlow makes every index of flow f match its document, inside the
 // transaction that saves it: the component types, app event triggers,
-// schedules and polling triggers.
+// schedules, polling triggers and subscription triggers.
 func (tx *Tx) indexFlow(ctx context.Context, f *Flow) error {
 	var d struct {
 		Components map[string]docComponent `json:"components"`
@@ -34,5 +34,8 @@ func (tx *Tx) indexFlow(ctx context.Context, f *Flow) error {
 	if err := tx.putSchedules(ctx, f, d.Components); err != nil {
 		return err
 	}
-	return tx.putPolls(ctx, f)
+	if err := tx.putPolls(ctx, f); err != nil {
+		return err
+	}
+	return tx.putSubscriptions(ctx, f)
 }

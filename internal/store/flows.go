@@ -28,6 +28,10 @@ type Flow struct {
 	// (component.Poller), which only the caller can tell; saving the flow
 	// keeps a polls row for each. Not read back.
 	Pollers []string
+	// Subscribers lists the ids of the components that are webhook
+	// subscription triggers (component.Subscriber), which the store keeps
+	// a subscriptions row for. Not read back.
+	Subscribers []string
 }
 
 const flowCols = `id, owner_id, name, stage, document, version, created_at, updated_at`
@@ -236,6 +240,11 @@ func (s *Store) SetFlowStageThen(ctx context.Context, ownerID, id, stage string,
 				return fmt.Errorf("resuming polls of flow %s: %w", id, err)
 			}
 		}
+		if stage != was {
+			if err := tx.recheckSubscriptions(ctx, id); err != nil {
+				return err
+			}
+		}
 		if then != nil {
 			return then(tx, was)
 		}
@@ -258,8 +267,23 @@ func (s *Store) DeleteFlow(ctx context.Context, ownerID, id string) error {
 		if _, err := tx.q.exec(ctx, `DELETE FROM invocation_logs WHERE flow_id = $1`, id); err != nil {
 			return fmt.Errorf("deleting logs of flow %s: %w", id, err)
 		}
+		// Its subscriptions at providers are removed by the engine.
+		if err := tx.goneSubscription(ctx, id, ""); err != nil {
+			return fmt.Errorf("removing subscriptions of flow %s: %w", id, err)
+		}
 		return nil
 	})
+}
+
+// WebhookToken returns the token of a flow component's inbound URL.
+func (s *Store) WebhookToken(ctx context.Context, flowID, componentID string) (string, error) {
+	var tok string
+	err := s.backend.reader().queryRow(ctx, `SELECT token FROM webhooks WHERE flow_id = $1 AND component_id = $2`, flowID, componentID).
+		Scan(&tok)
+	if err != nil {
+		return "", fmt.Errorf("reading the inbound URL of %s in flow %s: %w", componentID, flowID, notFound(err))
+	}
+	return tok, nil
 }
 
 // WebhookTarget is the flow component a webhook token points at.

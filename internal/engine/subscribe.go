@@ -1,0 +1,375 @@
+package engine
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/plugboard/plugboard/internal/component"
+	"github.com/plugboard/plugboard/internal/flow"
+	"github.com/plugboard/plugboard/internal/store"
+)
+
+// maxSubscribing bounds how many subscribe and unsubscribe calls run at
+// once on a node.
+const maxSubscribing = 8
+
+// maxUnsubscribeAttempts is how often removing a subscription is tried
+// before it is given up (and reported), when the provider keeps failing
+// or the connector is not installed.
+const maxUnsubscribeAttempts = 10
+
+// subscriptionBackoff is the wait before try n+2 after n+1 failed tries:
+// four times SchedulePoll (one second by default), doubling, at most five
+// minutes.
+func (e *Engine) subscriptionBackoff(n int) time.Duration {
+	d := 4 * e.cfg.SchedulePoll << min(n, 12)
+	return min(d, 5*time.Minute)
+}
+
+// subscriptions keeps the webhook subscriptions of component.Subscriber
+// triggers in line with their flows until ctx ends: a trigger of a running
+// flow is subscribed; one whose flow stopped, was deleted or lost it is
+// unsubscribed. Every node runs it; a node claims a row (moves its due
+// time past a lease, from the value it read) before it calls out.
+func (e *Engine) subscriptions(ctx context.Context, done chan<- struct{}) {
+	defer close(done)
+	t := time.NewTicker(e.cfg.SchedulePoll)
+	defer t.Stop()
+	var (
+		wg       sync.WaitGroup
+		mu       sync.Mutex
+		inFlight = map[[2]string]bool{}
+	)
+	defer wg.Wait()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		rows, err := e.store.DueSubscriptions(ctx, e.store.Now(), 100)
+		if err != nil {
+			if ctx.Err() == nil {
+				e.log.LogAttrs(ctx, slog.LevelWarn, "listing due subscriptions", slog.String("error", err.Error()))
+			}
+			continue
+		}
+		for _, sr := range rows {
+			key := [2]string{sr.FlowID, sr.ComponentID}
+			mu.Lock()
+			if inFlight[key] || len(inFlight) >= maxSubscribing {
+				mu.Unlock()
+				continue
+			}
+			inFlight[key] = true
+			mu.Unlock()
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				defer func() {
+					mu.Lock()
+					delete(inFlight, key)
+					mu.Unlock()
+				}()
+				if err := e.reconcile(ctx, sr); err != nil && !errors.Is(err, errPollTaken) && ctx.Err() == nil {
+					e.log.LogAttrs(ctx, slog.LevelWarn, "keeping a subscription", slog.String("flow", sr.FlowID),
+						slog.String("component", sr.ComponentID), slog.String("error", err.Error()))
+				}
+			}()
+		}
+	}
+}
+
+// reconcile brings one subscription in line with its flow.
+func (e *Engine) reconcile(ctx context.Context, sr *store.Subscription) error {
+	if !sr.Wanted() {
+		if !sr.Subscribed() {
+			return e.settleSubscription(ctx, sr, sr.Gone || sr.Stage == "")
+		}
+		return e.unsubscribe(ctx, sr)
+	}
+	cf, err := e.flows.recent(ctx, sr.FlowID)
+	if err != nil {
+		var verr *flow.ValidationError
+		if !errors.As(err, &verr) {
+			return err
+		}
+		// The connector was removed: try again later.
+		return e.subscriptionFailed(ctx, sr, brokenPollRetry, brokenFlowError(verr, sr.ComponentID))
+	}
+	n, ok := cf.compiled.Nodes[sr.ComponentID]
+	if !ok {
+		return nil // the flow changed; its subscriptions are being rewritten
+	}
+	sub, ok := n.Component.(component.Subscriber)
+	if !ok {
+		return e.subscriptionFailed(ctx, sr, brokenPollRetry, notA(n, "a subscription trigger"))
+	}
+	v, err := n.Properties.Eval(nil)
+	if err != nil {
+		return e.subscriptionFailed(ctx, sr, brokenPollRetry, fmt.Errorf("resolving properties: %w", err))
+	}
+	props, _ := v.(map[string]any)
+	rawProps, err := json.Marshal(props)
+	if err != nil {
+		return fmt.Errorf("encoding properties: %w", err)
+	}
+	if sr.Subscribed() {
+		if sr.Type == n.Type && bytes.Equal(sr.Properties, rawProps) {
+			return e.settleSubscription(ctx, sr, false) // nothing changed
+		}
+		// Made with other settings: remove it; the next look makes the
+		// new one.
+		return e.unsubscribe(ctx, sr)
+	}
+	token, err := e.store.WebhookToken(ctx, sr.FlowID, sr.ComponentID)
+	if err != nil {
+		return err
+	}
+	claimed, err := e.claimSubscription(ctx, sr)
+	if err != nil {
+		return err
+	}
+	url := e.cfg.PublicURL + "/hooks/" + token
+	sctx, cancel := context.WithTimeout(ctx, e.cfg.JobTimeout)
+	state, err := sub.Subscribe(sctx, component.SubscribeInvocation{
+		FlowID: sr.FlowID, ComponentID: sr.ComponentID, Properties: props, WebhookURL: url,
+	})
+	cancel()
+	if ctx.Err() != nil && err != nil {
+		return ctx.Err() // the lease runs out and a node tries again
+	}
+	if err != nil {
+		return e.subscriptionFailed(ctx, claimed, e.subscriptionBackoff(sr.Attempts), err)
+	}
+	if state == nil {
+		state = json.RawMessage("{}")
+	}
+	// Looked at again at once: the flow may have stopped meanwhile.
+	to := &store.Subscription{Type: n.Type, Properties: rawProps, WebhookURL: url, State: state, DueAt: e.store.Now()}
+	return e.moveSubscription(ctx, claimed, to, nil)
+}
+
+// unsubscribe removes sr's subscription at the provider, with the type,
+// properties and URL it was made with.
+func (e *Engine) unsubscribe(ctx context.Context, sr *store.Subscription) error {
+	c, ok := e.reg.Lookup(sr.Type)
+	sub, isSub := c.(component.Subscriber)
+	if !ok || !isSub {
+		return e.unsubscribeFailed(ctx, sr, fmt.Errorf("cannot remove the subscription: component type %s is not installed", sr.Type))
+	}
+	var props map[string]any
+	if len(sr.Properties) > 0 {
+		if err := json.Unmarshal(sr.Properties, &props); err != nil {
+			return fmt.Errorf("reading subscription properties: %w", err)
+		}
+	}
+	claimed, err := e.claimSubscription(ctx, sr)
+	if err != nil {
+		return err
+	}
+	sctx, cancel := context.WithTimeout(ctx, e.cfg.JobTimeout)
+	err = sub.Unsubscribe(sctx, component.SubscribeInvocation{
+		FlowID: sr.FlowID, ComponentID: sr.ComponentID, Properties: props, WebhookURL: sr.WebhookURL, State: sr.State,
+	})
+	cancel()
+	if ctx.Err() != nil && err != nil {
+		return ctx.Err()
+	}
+	if err != nil {
+		return e.unsubscribeFailed(ctx, claimed, err)
+	}
+	// Not subscribed any more; looked at again at once, to drop the row
+	// or subscribe anew.
+	return e.moveSubscription(ctx, claimed, &store.Subscription{DueAt: e.store.Now()}, nil)
+}
+
+// unsubscribeFailed records a failed removal: tried again with backoff,
+// given up after maxUnsubscribeAttempts (or at once when the provider
+// refused it for good), with COMPONENT_ERROR.
+func (e *Engine) unsubscribeFailed(ctx context.Context, sr *store.Subscription, cause error) error {
+	if sr.Attempts+1 < maxUnsubscribeAttempts && !component.IsPermanent(cause) {
+		return e.subscriptionFailed(ctx, sr, e.subscriptionBackoff(sr.Attempts), cause)
+	}
+	cause = fmt.Errorf("gave up removing the subscription after %d tries: %w", sr.Attempts+1, cause)
+	to := &store.Subscription{DueAt: e.store.Now(), LastError: cause.Error()}
+	return e.moveSubscription(ctx, sr, to, cause)
+}
+
+// subscriptionFailed records a failed try: the row stays as it is and is
+// looked at again after retry, and COMPONENT_ERROR is emitted.
+func (e *Engine) subscriptionFailed(ctx context.Context, sr *store.Subscription, retry time.Duration, cause error) error {
+	to := *sr
+	to.DueAt, to.Attempts, to.LastError, to.LeaseUntil = e.store.Now().Add(retry), sr.Attempts+1, cause.Error(), time.Time{}
+	return e.moveSubscription(ctx, sr, &to, cause)
+}
+
+// settleSubscription marks sr as in line with its flow, or drops its row
+// when the trigger is gone.
+func (e *Engine) settleSubscription(ctx context.Context, sr *store.Subscription, drop bool) error {
+	return e.store.Submit(ctx, func(tx *store.Tx) error {
+		var ok bool
+		var err error
+		if drop {
+			ok, err = tx.DropSubscription(ctx, sr)
+		} else {
+			to := *sr
+			to.DueAt, to.Attempts, to.LastError, to.LeaseUntil = time.Time{}, 0, "", time.Time{}
+			ok, err = tx.MoveSubscription(ctx, sr, &to)
+		}
+		if err == nil && !ok {
+			err = errPollTaken
+		}
+		return err
+	})
+}
+
+// claimSubscription takes a lease on sr, so that no other node calls the
+// provider for it meanwhile.
+func (e *Engine) claimSubscription(ctx context.Context, sr *store.Subscription) (*store.Subscription, error) {
+	claimed := *sr
+	claimed.LeaseUntil = e.store.Now().Add(e.cfg.JobTimeout)
+	err := e.store.Submit(ctx, func(tx *store.Tx) error {
+		ok, err := tx.MoveSubscription(ctx, sr, &claimed)
+		if err == nil && !ok {
+			err = errPollTaken
+		}
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &claimed, nil
+}
+
+// moveSubscription writes to over from; a cause, when set, is logged and
+// emitted as COMPONENT_ERROR in the same transaction.
+func (e *Engine) moveSubscription(ctx context.Context, from, to *store.Subscription, cause error) error {
+	ctx = context.WithoutCancel(ctx) // what the provider did must be recorded
+	err := e.store.Submit(ctx, func(tx *store.Tx) error {
+		ok, err := tx.MoveSubscription(ctx, from, to)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return errPollTaken
+		}
+		if cause == nil {
+			return nil
+		}
+		return e.emit(ctx, tx, EventComponentError, map[string]any{
+			"flowId": from.FlowID, "ownerId": from.OwnerID, "componentId": from.ComponentID, "error": cause.Error(),
+			"attempt": to.Attempts,
+		})
+	})
+	if err != nil {
+		return fmt.Errorf("recording subscription: %w", err)
+	}
+	if cause != nil {
+		e.log.LogAttrs(ctx, slog.LevelWarn, "subscription failed", slog.String("flow", from.FlowID),
+			slog.String("component", from.ComponentID), slog.String("error", cause.Error()))
+	}
+	return nil
+}
+
+// Delivery is a request a provider sent to a subscription trigger's
+// inbound URL.
+type Delivery struct {
+	FlowID      string
+	ComponentID string
+	// Request is the request as a core.Webhook emits it: method, headers,
+	// query and body.
+	Request map[string]any
+}
+
+// ErrBadDelivery wraps a delivery the trigger could not read.
+var ErrBadDelivery = errors.New("the delivery could not be read")
+
+// AcceptDelivery turns a delivery into one run per item the trigger makes
+// of it, all committed together, and returns their correlation ids.
+func (e *Engine) AcceptDelivery(ctx context.Context, d Delivery) ([]string, error) {
+	for range 3 {
+		cf, err := e.flows.recent(ctx, d.FlowID)
+		if err != nil {
+			return nil, err
+		}
+		if cf.head.Stage != store.StageRunning {
+			return nil, ErrFlowNotRunning
+		}
+		n, ok := cf.compiled.Nodes[d.ComponentID]
+		if !ok {
+			return nil, ErrNotTrigger
+		}
+		sub, ok := n.Component.(component.Subscriber)
+		if !ok {
+			return nil, ErrNotTrigger
+		}
+		v, err := n.Properties.Eval(nil)
+		if err != nil {
+			return nil, fmt.Errorf("resolving properties of %s: %w", d.ComponentID, err)
+		}
+		props, _ := v.(map[string]any)
+		items, err := sub.Receive(ctx, component.ReceiveInvocation{
+			FlowID: d.FlowID, ComponentID: d.ComponentID, Properties: props, Request: d.Request,
+		})
+		if err != nil {
+			if component.IsPermanent(err) {
+				return nil, fmt.Errorf("%w: %w", ErrBadDelivery, err)
+			}
+			return nil, err
+		}
+		if len(items) > MaxPollItems {
+			return nil, fmt.Errorf("%w: %d items, more than %d", ErrBadDelivery, len(items), MaxPollItems)
+		}
+		ids, err := e.acceptAll(ctx, cf, d, items)
+		if errors.Is(err, errStaleFlow) || errors.Is(err, ErrFlowNotRunning) {
+			e.flows.forget(d.FlowID)
+		}
+		if !errors.Is(err, errStaleFlow) {
+			return ids, err
+		}
+	}
+	return nil, fmt.Errorf("accepting delivery: flow %s keeps changing", d.FlowID)
+}
+
+// acceptAll starts a run per item in one transaction.
+func (e *Engine) acceptAll(ctx context.Context, cf *cachedFlow, d Delivery, items []any) ([]string, error) {
+	runs := make([]*pendingRun, 0, len(items))
+	for _, it := range items {
+		r, err := e.prepare(ctx, cf, Event{FlowID: d.FlowID, ComponentID: d.ComponentID, Output: it})
+		if err != nil {
+			e.abandonAll(runs)
+			return nil, err
+		}
+		runs = append(runs, r)
+	}
+	err := e.store.Submit(ctx, func(tx *store.Tx) error {
+		if len(runs) > 0 {
+			if err := runs[0].check(ctx, tx); err != nil {
+				return err
+			}
+		}
+		for _, r := range runs {
+			if err := r.write(ctx, tx); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		e.abandonAll(runs)
+		return nil, err
+	}
+	ids := make([]string, len(runs))
+	for i, r := range runs {
+		e.started(r)
+		ids[i] = r.meta.correlationID
+	}
+	return ids, nil
+}
