@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/plugboard/plugboard/internal/component"
@@ -26,60 +25,20 @@ const maxPolling = 16
 // (its type is not installed, its properties are wrong) is tried again.
 const brokenPollRetry = time.Minute
 
-// errPollTaken says another node recorded a poll first.
-var errPollTaken = errors.New("poll taken by another node")
+// errTaken says another node recorded a poll (or a subscription) first.
+var errTaken = errors.New("taken by another node")
 
 // polls runs due component.Poller triggers until ctx ends. Every node runs
 // it; a poll's items start their runs in the transaction that moves the
 // trigger on from the next poll time and state that node read, so each
 // item is emitted once.
 func (e *Engine) polls(ctx context.Context, done chan<- struct{}) {
-	defer close(done)
-	t := time.NewTicker(e.cfg.SchedulePoll)
-	defer t.Stop()
-	var (
-		wg       sync.WaitGroup
-		mu       sync.Mutex
-		inFlight = map[[2]string]bool{} // flow and component ids polling on this node
-	)
-	defer wg.Wait()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		rows, err := e.store.DuePolls(ctx, e.store.Now(), 100)
-		if err != nil {
-			if ctx.Err() == nil {
-				e.log.LogAttrs(ctx, slog.LevelWarn, "listing due polls", slog.String("error", err.Error()))
-			}
-			continue
-		}
-		for _, pr := range rows {
-			key := [2]string{pr.FlowID, pr.ComponentID}
-			mu.Lock()
-			if inFlight[key] || len(inFlight) >= maxPolling {
-				mu.Unlock()
-				continue
-			}
-			inFlight[key] = true
-			mu.Unlock()
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				defer func() {
-					mu.Lock()
-					delete(inFlight, key)
-					mu.Unlock()
-				}()
-				if err := e.poll(ctx, pr); err != nil && !errors.Is(err, errPollTaken) && ctx.Err() == nil {
-					e.log.LogAttrs(ctx, slog.LevelWarn, "polling", slog.String("flow", pr.FlowID),
-						slog.String("component", pr.ComponentID), slog.String("error", err.Error()))
-				}
-			}()
-		}
-	}
+	dueLoop(ctx, e, done, dueWork[store.PollRow]{
+		what: "polls", max: maxPolling,
+		list: func(ctx context.Context) ([]store.PollRow, error) { return e.store.DuePolls(ctx, e.store.Now(), 100) },
+		key:  func(pr store.PollRow) [2]string { return [2]string{pr.FlowID, pr.ComponentID} },
+		run:  e.poll,
+	})
 }
 
 // poll runs one due poll of pr and records it: the runs of its items and
@@ -136,7 +95,7 @@ func (e *Engine) poll(ctx context.Context, pr store.PollRow) error {
 		return err
 	}
 	if !won {
-		return errPollTaken
+		return errTaken
 	}
 	pr = claimed
 
@@ -183,7 +142,7 @@ func (e *Engine) poll(ctx context.Context, pr store.PollRow) error {
 			return err
 		}
 		if !moved {
-			return errPollTaken
+			return errTaken
 		}
 		for _, r := range runs {
 			if err := r.check(ctx, tx); err != nil {
@@ -236,7 +195,7 @@ func (e *Engine) pollFailed(ctx context.Context, pr store.PollRow, ownerID strin
 			return err
 		}
 		if !moved {
-			return errPollTaken
+			return errTaken
 		}
 		return e.emit(ctx, tx, EventComponentError, map[string]any{
 			"flowId": pr.FlowID, "ownerId": ownerID, "componentId": pr.ComponentID, "error": msg, "attempt": 0,

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"sync"
 	"time"
 
 	"github.com/plugboard/plugboard/internal/component"
@@ -35,55 +34,17 @@ func (e *Engine) subscriptionBackoff(n int) time.Duration {
 // subscriptions keeps the webhook subscriptions of component.Subscriber
 // triggers in line with their flows until ctx ends: a trigger of a running
 // flow is subscribed; one whose flow stopped, was deleted or lost it is
-// unsubscribed. Every node runs it; a node claims a row (moves its due
-// time past a lease, from the value it read) before it calls out.
+// unsubscribed. Every node runs it; a node claims a row (a lease, taken
+// from the due time and state it read) before it calls out.
 func (e *Engine) subscriptions(ctx context.Context, done chan<- struct{}) {
-	defer close(done)
-	t := time.NewTicker(e.cfg.SchedulePoll)
-	defer t.Stop()
-	var (
-		wg       sync.WaitGroup
-		mu       sync.Mutex
-		inFlight = map[[2]string]bool{}
-	)
-	defer wg.Wait()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		rows, err := e.store.DueSubscriptions(ctx, e.store.Now(), 100)
-		if err != nil {
-			if ctx.Err() == nil {
-				e.log.LogAttrs(ctx, slog.LevelWarn, "listing due subscriptions", slog.String("error", err.Error()))
-			}
-			continue
-		}
-		for _, sr := range rows {
-			key := [2]string{sr.FlowID, sr.ComponentID}
-			mu.Lock()
-			if inFlight[key] || len(inFlight) >= maxSubscribing {
-				mu.Unlock()
-				continue
-			}
-			inFlight[key] = true
-			mu.Unlock()
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				defer func() {
-					mu.Lock()
-					delete(inFlight, key)
-					mu.Unlock()
-				}()
-				if err := e.reconcile(ctx, sr); err != nil && !errors.Is(err, errPollTaken) && ctx.Err() == nil {
-					e.log.LogAttrs(ctx, slog.LevelWarn, "keeping a subscription", slog.String("flow", sr.FlowID),
-						slog.String("component", sr.ComponentID), slog.String("error", err.Error()))
-				}
-			}()
-		}
-	}
+	dueLoop(ctx, e, done, dueWork[*store.Subscription]{
+		what: "subscriptions", max: maxSubscribing,
+		list: func(ctx context.Context) ([]*store.Subscription, error) {
+			return e.store.DueSubscriptions(ctx, e.store.Now(), 100)
+		},
+		key: func(sr *store.Subscription) [2]string { return [2]string{sr.FlowID, sr.ComponentID} },
+		run: e.reconcile,
+	})
 }
 
 // reconcile brings one subscription in line with its flow.
@@ -224,7 +185,7 @@ func (e *Engine) settleSubscription(ctx context.Context, sr *store.Subscription,
 			ok, err = tx.MoveSubscription(ctx, sr, &to)
 		}
 		if err == nil && !ok {
-			err = errPollTaken
+			err = errTaken
 		}
 		return err
 	})
@@ -238,7 +199,7 @@ func (e *Engine) claimSubscription(ctx context.Context, sr *store.Subscription) 
 	err := e.store.Submit(ctx, func(tx *store.Tx) error {
 		ok, err := tx.MoveSubscription(ctx, sr, &claimed)
 		if err == nil && !ok {
-			err = errPollTaken
+			err = errTaken
 		}
 		return err
 	})
@@ -258,7 +219,7 @@ func (e *Engine) moveSubscription(ctx context.Context, from, to *store.Subscript
 			return err
 		}
 		if !ok {
-			return errPollTaken
+			return errTaken
 		}
 		if cause == nil {
 			return nil

@@ -1,0 +1,74 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync"
+	"time"
+)
+
+// dueWork is what a node looks for every SchedulePoll: rows that are due
+// (polls, subscriptions), each handled in a goroutine of its own.
+type dueWork[T any] struct {
+	what string // for logs: "polls", "subscriptions"
+	// max bounds how many rows are handled at once on this node.
+	max int
+	// list returns the rows due now.
+	list func(ctx context.Context) ([]T, error)
+	// key names a row; a row whose key is being handled is skipped.
+	key func(T) [2]string
+	// run handles one row; errTaken (another node was first) is not
+	// logged.
+	run func(ctx context.Context, row T) error
+}
+
+// dueLoop runs w until ctx ends, then waits for the rows in hand.
+func dueLoop[T any](ctx context.Context, e *Engine, done chan<- struct{}, w dueWork[T]) {
+	defer close(done)
+	t := time.NewTicker(e.cfg.SchedulePoll)
+	defer t.Stop()
+	var (
+		wg       sync.WaitGroup
+		mu       sync.Mutex
+		inFlight = map[[2]string]bool{} // flow and component ids in hand on this node
+	)
+	defer wg.Wait()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		rows, err := w.list(ctx)
+		if err != nil {
+			if ctx.Err() == nil {
+				e.log.LogAttrs(ctx, slog.LevelWarn, "listing due "+w.what, slog.String("error", err.Error()))
+			}
+			continue
+		}
+		for _, row := range rows {
+			key := w.key(row)
+			mu.Lock()
+			if inFlight[key] || len(inFlight) >= w.max {
+				mu.Unlock()
+				continue
+			}
+			inFlight[key] = true
+			mu.Unlock()
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				defer func() {
+					mu.Lock()
+					delete(inFlight, key)
+					mu.Unlock()
+				}()
+				if err := w.run(ctx, row); err != nil && !errors.Is(err, errTaken) && ctx.Err() == nil {
+					e.log.LogAttrs(ctx, slog.LevelWarn, w.what, slog.String("flow", key[0]),
+						slog.String("component", key[1]), slog.String("error", err.Error()))
+				}
+			}()
+		}
+	}
+}
