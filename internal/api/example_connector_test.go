@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -33,10 +34,15 @@ type acmeAPI struct {
 	unsubscribed []string
 	// failSubscribes answers 503 to that many subscribe requests first.
 	failSubscribes, subscribeCalls int
+	// events holds each live subscription's event.
+	events map[string]string
+	// gate, when set, holds each subscribe request until it is closed;
+	// arrived is signalled as one arrives.
+	gate, arrived chan struct{}
 }
 
 func newAcmeAPI(t *testing.T) *acmeAPI {
-	a := &acmeAPI{hooks: map[string]string{}}
+	a := &acmeAPI{hooks: map[string]string{}, events: map[string]string{}}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /v2/contacts", func(w http.ResponseWriter, r *http.Request) {
 		var b map[string]any
@@ -74,9 +80,16 @@ func newAcmeAPI(t *testing.T) *acmeAPI {
 			Event     string `json:"event"`
 			TargetURL string `json:"target_url"`
 		}
-		if err := json.NewDecoder(r.Body).Decode(&b); err != nil || b.Event != "contact.updated" || !strings.HasPrefix(b.TargetURL, "http") {
+		if err := json.NewDecoder(r.Body).Decode(&b); err != nil || !strings.HasPrefix(b.Event, "contact.") || !strings.HasPrefix(b.TargetURL, "http") {
 			http.Error(w, `{"error":"bad subscription"}`, http.StatusBadRequest)
 			return
+		}
+		a.mu.Lock()
+		gate, arrived := a.gate, a.arrived
+		a.mu.Unlock()
+		if gate != nil {
+			arrived <- struct{}{}
+			<-gate
 		}
 		a.mu.Lock()
 		if a.subscribeCalls++; a.subscribeCalls <= a.failSubscribes {
@@ -86,7 +99,7 @@ func newAcmeAPI(t *testing.T) *acmeAPI {
 		}
 		a.hookSeq++
 		id := "wh_" + strconv.Itoa(a.hookSeq)
-		a.hooks[id] = b.TargetURL
+		a.hooks[id], a.events[id] = b.TargetURL, b.Event
 		a.mu.Unlock()
 		writeTestJSON(w, map[string]any{"data": map[string]any{"id": id, "event": b.Event}})
 	})
@@ -383,8 +396,10 @@ func TestExampleConnector(t *testing.T) {
 			// A delivery that is not what the trigger reads is refused.
 			e.do("POST", inbound, "", `{"no":"events"}`, http.StatusBadRequest, nil)
 
-			// Restart: the polling trigger goes on from its state and the
-			// subscription stays (no second one is made).
+			// Restart: the polling trigger goes on from its state. The
+			// restarted server has another public URL (a new port), so the
+			// subscription moves to it: the old one is removed, one new one
+			// made.
 			admin := e.admin
 			e.shutdown()
 			acme.add(map[string]any{"email": "while-down@example.com"})
@@ -395,11 +410,12 @@ func TestExampleConnector(t *testing.T) {
 				t.Fatalf("after a restart the polling trigger emitted %v, want c_7 and c_8 once more", got)
 			}
 			inbound = strings.Replace(inbound, inbound[:strings.Index(inbound, "/hooks/")], e.srv.URL, 1)
+			eventually(t, 10*time.Second, "the subscription moved to the new URL", func() bool {
+				live, gone := acme.subscriptions()
+				return len(live) == 1 && live["wh_2"] == inbound && slices.Equal(gone, []string{"wh_1"})
+			})
 			e.do("POST", inbound, "", `{"events":[{"contact":{"id":"c_7"},"changed_fields":["email"]}]}`, http.StatusAccepted, nil)
 			sink.waitBodies(t, "/updated", 3)
-			if live, gone := acme.subscriptions(); len(live) != 1 || len(gone) != 0 {
-				t.Fatalf("after a restart the API holds subscriptions %v and removed %v", live, gone)
-			}
 
 			// A minor update changes the trigger's output, without a
 			// restart and without emitting old contacts again.
@@ -441,18 +457,18 @@ func TestExampleConnector(t *testing.T) {
 			e.do("POST", "/api/v1/flows/"+sub.ID, e.admin, map[string]string{"command": "stop"}, http.StatusOK, nil)
 			eventually(t, 10*time.Second, "the unsubscribe", func() bool {
 				live, gone := acme.subscriptions()
-				return len(live) == 0 && slices.Equal(gone, []string{"wh_1"})
+				return len(live) == 0 && slices.Equal(gone, []string{"wh_1", "wh_2"})
 			})
 			e.do("POST", inbound, "", `{"events":[]}`, http.StatusGone, nil)
 			e.do("POST", "/api/v1/flows/"+sub.ID, e.admin, map[string]string{"command": "start"}, http.StatusOK, nil)
 			eventually(t, 10*time.Second, "the second subscription", func() bool {
 				live, _ := acme.subscriptions()
-				return len(live) == 1 && live["wh_2"] == inbound
+				return len(live) == 1 && live["wh_3"] == inbound
 			})
 			e.do("DELETE", "/api/v1/flows/"+sub.ID, e.admin, nil, http.StatusNoContent, nil)
 			eventually(t, 10*time.Second, "the unsubscribe after delete", func() bool {
 				live, gone := acme.subscriptions()
-				return len(live) == 0 && slices.Equal(gone, []string{"wh_1", "wh_2"})
+				return len(live) == 0 && slices.Equal(gone, []string{"wh_1", "wh_2", "wh_3"})
 			})
 			eventually(t, 10*time.Second, "the subscription row dropped", func() bool {
 				rows, err := e.store.Subscriptions(t.Context(), sub.ID)
@@ -523,5 +539,113 @@ components:
 	e.do("POST", f.Components["hook"].WebhookURL, "", `{"email":"ada@example.com"}`, http.StatusAccepted, nil)
 	if got := sink.waitBodies(t, "/created", 1); fmt.Sprint(got) != "[map[id:c_1]]" {
 		t.Fatalf("the YAML connector's action gave %v", got)
+	}
+}
+
+// TestSubscriptionChanges: what happens to a subscription when its flow
+// changes under it. A property change made while the flow's compiled form
+// is cached subscribes anew; a trigger removed and added back (a new
+// inbound URL) subscribes anew at the new URL; a flow deleted while its
+// subscribe is under way still has the webhook removed; a delivery to a
+// trigger whose connector was removed asks the provider to send again.
+func TestSubscriptionChanges(t *testing.T) {
+	t.Parallel()
+	for _, backend := range storetest.Backends() {
+		t.Run(backend, func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t, backend)
+			acme := newAcmeAPI(t)
+			withEvent := func(m map[string]any) {
+				for _, c := range m["components"].([]any) {
+					if c := c.(map[string]any); c["name"] == "ContactUpdated" {
+						c["properties"] = map[string]any{"type": "object", "properties": map[string]any{"event": map[string]any{"type": "string"}}}
+						c["subscription"].(map[string]any)["subscribe"].(map[string]any)["body"].(map[string]any)["event"] = "{{ $.properties.event }}"
+					}
+				}
+			}
+			if code, body := e.publish(e.admin, packExampleWith(t, acme.srv.URL, "1.2.0", withEvent)); code != http.StatusCreated {
+				t.Fatalf("publish: %d %s", code, body)
+			}
+			e.do("POST", "/api/v1/connectors/acme-crm/install", e.admin, nil, http.StatusOK, nil)
+			doc := func(event string, withTrigger bool) map[string]any {
+				comps := map[string]any{"hook": map[string]any{"type": "core.Webhook"}}
+				var links []map[string]any
+				if withTrigger {
+					comps["updated"] = map[string]any{"type": "acme-crm.ContactUpdated", "properties": map[string]any{"event": event}}
+					comps["score"] = map[string]any{"type": "acme-crm.ScoreContact", "properties": map[string]any{"contact": "{{ $.updated }}"}}
+					links = append(links, map[string]any{"from": "updated", "to": "score"})
+				}
+				return map[string]any{"name": "changes", "components": comps, "links": links}
+			}
+			live := func() map[string]string { // subscription id -> event
+				acme.mu.Lock()
+				defer acme.mu.Unlock()
+				out := map[string]string{}
+				for id := range acme.hooks {
+					out[id] = acme.events[id]
+				}
+				return out
+			}
+			f := e.startFlow(e.admin, doc("contact.updated", true))
+			eventually(t, 10*time.Second, "the subscription", func() bool { return fmt.Sprint(live()) == "map[wh_1:contact.updated]" })
+
+			// A delivery compiles the flow into the cache; the update right
+			// after must still be seen.
+			e.do("POST", f.Components["updated"].WebhookURL, "", `{"events":[]}`, http.StatusAccepted, nil)
+			e.do("PUT", "/api/v1/flows/"+f.ID, e.admin, doc("contact.deleted", true), http.StatusOK, nil)
+			eventually(t, 10*time.Second, "the subscription for the new event", func() bool {
+				return fmt.Sprint(live()) == "map[wh_2:contact.deleted]"
+			})
+
+			// Removed and added back: a new inbound URL, so a new
+			// subscription to it.
+			e.do("PUT", "/api/v1/flows/"+f.ID, e.admin, doc("", false), http.StatusOK, nil)
+			var again flowResp
+			e.do("PUT", "/api/v1/flows/"+f.ID, e.admin, doc("contact.deleted", true), http.StatusOK, &again)
+			eventually(t, 10*time.Second, "a subscription to the new URL", func() bool {
+				acme.mu.Lock()
+				defer acme.mu.Unlock()
+				return len(acme.hooks) == 1 && slices.Contains(slices.Collect(maps.Values(acme.hooks)), again.Components["updated"].WebhookURL)
+			})
+
+			// The connector removed: deliveries are refused for now, with
+			// Retry-After, not lost as "no such webhook".
+			e.do("DELETE", "/api/v1/connectors/acme-crm", e.admin, nil, http.StatusNoContent, nil)
+			resp, err := http.Post(again.Components["updated"].WebhookURL, "application/json", strings.NewReader(`{"events":[]}`))
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
+				t.Fatalf("a delivery while the connector is removed: %d, Retry-After %q", resp.StatusCode, resp.Header.Get("Retry-After"))
+			}
+			e.do("POST", "/api/v1/connectors/acme-crm/install", e.admin, nil, http.StatusOK, nil)
+
+			// Deleted while its subscribe is under way: the webhook the
+			// provider makes is removed all the same.
+			acme.mu.Lock()
+			acme.gate, acme.arrived = make(chan struct{}), make(chan struct{}, 1)
+			acme.mu.Unlock()
+			g := e.startFlow(e.admin, doc("contact.created", true))
+			select {
+			case <-acme.arrived:
+			case <-time.After(10 * time.Second):
+				t.Fatal("no subscribe request")
+			}
+			e.do("DELETE", "/api/v1/flows/"+g.ID, e.admin, nil, http.StatusNoContent, nil)
+			acme.mu.Lock()
+			close(acme.gate)
+			acme.gate = nil
+			acme.mu.Unlock()
+			eventually(t, 10*time.Second, "the deleted flow's webhook removed", func() bool {
+				for _, ev := range live() {
+					if ev == "contact.created" {
+						return false
+					}
+				}
+				rows, err := e.store.Subscriptions(t.Context(), g.ID)
+				return err == nil && len(rows) == 0
+			})
+		})
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/plugboard/plugboard/internal/component"
 	"github.com/plugboard/plugboard/internal/connectors/core"
 	"github.com/plugboard/plugboard/internal/engine"
+	"github.com/plugboard/plugboard/internal/flow"
 	"github.com/plugboard/plugboard/internal/store"
 )
 
@@ -148,6 +149,13 @@ func (c *hookCache) resolve(ctx context.Context, st *store.Store, eng *engine.En
 	comp, props, err := eng.Trigger(ctx, wt.FlowID, wt.ComponentID)
 	if err != nil {
 		return hookTarget{}, err
+	}
+	if m, ok := comp.(*flow.Missing); ok {
+		// A subscription trigger whose connector was removed: the
+		// provider should send again later, when it may be back.
+		p := problem(http.StatusServiceUnavailable, "%v; send it again later", m.Err())
+		p.RetryAfter = "60"
+		return hookTarget{}, p
 	}
 	if _, t.subscriber = comp.(component.Subscriber); !t.subscriber {
 		if t.wait, t.timeout, err = core.WebhookWait(props); err != nil {

@@ -23,6 +23,8 @@ type Problem struct {
 	// Flows lists the flows a refused change concerns (a breaking
 	// connector update names the running flows it would stop).
 	Flows []usageItem `json:"flows,omitempty"`
+	// RetryAfter, when set, is sent as the Retry-After header (seconds).
+	RetryAfter string `json:"-"`
 }
 
 func (p *Problem) Error() string { return p.Detail }
@@ -52,6 +54,9 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 			slog.String("method", r.Method), slog.String("path", r.URL.Path), slog.String("error", err.Error()))
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if p.RetryAfter != "" {
+		w.Header().Set("Retry-After", p.RetryAfter)
+	}
 	w.WriteHeader(p.Status)
 	_ = json.NewEncoder(w).Encode(p)
 }

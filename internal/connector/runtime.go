@@ -199,13 +199,18 @@ type compiledRequest struct {
 	hasBody                   bool
 	// base is the URL a path URL is joined to; nil without one.
 	base *url.URL
+	// isPath: the manifest writes the URL as a path, so whatever its
+	// placeholders give is joined to base (and never read as a URL of
+	// its own).
+	isPath bool
 	// next, when set, is the URL of a next page as the provider gave it
 	// (a Link header): sent as it is, never read as a template.
 	next string
 }
 
 func compileRequest(d RequestDef, base *url.URL) (*compiledRequest, error) {
-	r := &compiledRequest{method: strings.ToUpper(cmp.Or(d.Method, http.MethodGet)), hasBody: d.Body != nil, base: base}
+	r := &compiledRequest{method: strings.ToUpper(cmp.Or(d.Method, http.MethodGet)), hasBody: d.Body != nil, base: base,
+		isPath: strings.HasPrefix(d.URL, "/")}
 	var err error
 	if r.url, err = mapping.Compile(d.URL); err != nil {
 		return nil, fmt.Errorf("url: %w", err)
@@ -346,10 +351,11 @@ type statusError struct {
 
 func (e *statusError) Error() string { return e.msg }
 
-// resolve makes the request's URL: a path is joined to the base URL and
-// must stay under it; anything else must be an absolute http(s) URL.
+// resolve makes the request's URL: when the manifest writes it as a path
+// (or it comes out as one), it is joined to the base URL and must stay
+// under it; anything else must be an absolute http(s) URL.
 func (r *compiledRequest) resolve(raw string) (*url.URL, error) {
-	if strings.HasPrefix(raw, "/") && !strings.HasPrefix(raw, "//") {
+	if r.isPath || (strings.HasPrefix(raw, "/") && !strings.HasPrefix(raw, "//")) {
 		if r.base == nil {
 			return nil, ErrNeedsAccount
 		}
@@ -384,9 +390,20 @@ func joinPath(base *url.URL, p string) (*url.URL, error) {
 		return nil, fmt.Errorf("url path %q names a host", p)
 	}
 	decoded := ref.Path
-	if strings.Contains(strings.ToLower(ref.EscapedPath()), "%2f") || strings.Contains(strings.ToLower(ref.EscapedPath()), "%5c") ||
-		strings.Contains(decoded, "\\") {
-		return nil, fmt.Errorf("url path %q holds an encoded slash", p)
+	escaped := strings.ToLower(ref.EscapedPath())
+	for _, bad := range []string{"%2f", "%5c", "%252e", "%252f", "%255c"} {
+		if strings.Contains(escaped, bad) {
+			return nil, fmt.Errorf("url path %q holds an encoded slash or dot", p)
+		}
+	}
+	if strings.Contains(decoded, "\\") {
+		return nil, fmt.Errorf("url path %q holds a backslash", p)
+	}
+	for _, seg := range strings.Split(decoded, "/") {
+		// Some servers read "..;x" as ".." (path parameters).
+		if name, _, params := strings.Cut(seg, ";"); params && (name == "." || name == "..") {
+			return nil, fmt.Errorf("url path %q holds a dot segment with parameters", p)
+		}
 	}
 	basePath := strings.TrimSuffix(base.Path, "/")
 	joined := path.Clean(basePath + "/" + strings.TrimPrefix(decoded, "/"))
@@ -515,7 +532,7 @@ func (a *httpAction) Invoke(ctx context.Context, inv component.Invocation) ([]co
 				return nil, component.Permanent(fmt.Errorf("%s: the next page link %q leaves the API's host", a.spec.Type, link))
 			}
 			req = &compiledRequest{method: req.method, url: req.url, headers: req.headers, query: req.query, body: req.body,
-				hasBody: req.hasBody, base: req.base, next: next.String()}
+				hasBody: req.hasBody, base: req.base, next: next.String()} // absolute: not isPath
 			extra = url.Values{} // the link carries its own query
 		}
 	}
@@ -618,10 +635,13 @@ func (p *poller) Poll(ctx context.Context, inv component.PollInvocation) ([]any,
 		if !ok && v != nil { // a missing or null list is an empty one
 			return nil, nil, component.Permanent(fmt.Errorf("%s: no list at %q in the answer", p.spec.Type, p.def.ItemsPath))
 		}
-		moved := false
+		moved, pageCursor := false, st.Cursor
 		for _, it := range list {
 			if len(items) >= maxPollItems {
-				break // the rest come with the next poll
+				// The rest come with the next poll, which asks again from
+				// where this page started (the ids emitted are skipped).
+				st.Cursor, moved = pageCursor, false
+				break
 			}
 			id := scalar(at(it, p.def.IDField))
 			if id == "" || seen[id] {

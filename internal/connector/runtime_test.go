@@ -210,6 +210,12 @@ func TestJoinPath(t *testing.T) {
 		"/a%2fb":             "",
 		"/a%5c..%5cb":        "",
 		"/\\\\evil.example":  "",
+		"/..;/admin":         "",
+		"/..%3b/admin":       "",
+		"/%2e%2e;/admin":     "",
+		"/a/.;x/b":           "",
+		"/%252e%252e/admin":  "",
+		"/a;v=1/b":           "https://api.example.com/v2/a;v=1/b",
 	} {
 		u, err := joinPath(base, p)
 		switch {
@@ -230,6 +236,17 @@ func TestJoinPath(t *testing.T) {
 	} {
 		if _, err := r.resolve(raw); (err == nil) != ok {
 			t.Errorf("resolve(%q): %v, want ok=%v", raw, err, ok)
+		}
+	}
+	// A URL the manifest writes as a path stays one, whatever its
+	// placeholders give.
+	tmpl, err := compileRequest(RequestDef{URL: "/{{ $.properties.p }}"}, base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{"/evil.example/x", "https://attacker.example/x", "http:/x"} {
+		if u, err := tmpl.resolve("/" + p); err == nil && u.Host != "api.example.com" {
+			t.Errorf("the path template gave %q, which left the API: %s", p, u)
 		}
 	}
 	if _, err := (&compiledRequest{}).resolve("/contacts"); !errors.Is(err, ErrNeedsAccount) {

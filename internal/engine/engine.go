@@ -132,6 +132,13 @@ func (e *Engine) Start(ctx context.Context) error {
 	if err := e.q.start(ctx); err != nil {
 		return fmt.Errorf("starting job queue: %w", err)
 	}
+	if e.cfg.PublicURL != "" {
+		// Subscriptions made while the server had another public URL are
+		// made again at this one.
+		if err := e.store.RecheckMovedSubscriptions(ctx, e.cfg.PublicURL+"/hooks/"); err != nil {
+			return err
+		}
+	}
 	sctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	e.stopSchedules, e.schedulesDone, e.pollsDone, e.subsDone = cancel, make(chan struct{}), make(chan struct{}), make(chan struct{})
 	go e.schedules(sctx, e.schedulesDone)

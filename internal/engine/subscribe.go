@@ -55,14 +55,15 @@ func (e *Engine) reconcile(ctx context.Context, sr *store.Subscription) error {
 		}
 		return e.unsubscribe(ctx, sr)
 	}
-	cf, err := e.flows.recent(ctx, sr.FlowID)
+	// The stored version, not a cached one: a change of the trigger's
+	// properties made a moment ago must not be settled as no change.
+	cf, err := e.flows.get(ctx, sr.FlowID)
 	if err != nil {
 		var verr *flow.ValidationError
-		if !errors.As(err, &verr) {
-			return err
+		if errors.As(err, &verr) {
+			err = brokenFlowError(verr, sr.ComponentID)
 		}
-		// The connector was removed: try again later.
-		return e.subscriptionFailed(ctx, sr, brokenPollRetry, brokenFlowError(verr, sr.ComponentID))
+		return e.subscriptionFailed(ctx, sr, brokenPollRetry, false, err)
 	}
 	n, ok := cf.compiled.Nodes[sr.ComponentID]
 	if !ok {
@@ -70,35 +71,36 @@ func (e *Engine) reconcile(ctx context.Context, sr *store.Subscription) error {
 	}
 	sub, ok := n.Component.(component.Subscriber)
 	if !ok {
-		return e.subscriptionFailed(ctx, sr, brokenPollRetry, notA(n, "a subscription trigger"))
+		// Its connector was removed, say: tried again a minute later.
+		return e.subscriptionFailed(ctx, sr, brokenPollRetry, false, notA(n, "a subscription trigger"))
 	}
 	v, err := n.Properties.Eval(nil)
 	if err != nil {
-		return e.subscriptionFailed(ctx, sr, brokenPollRetry, fmt.Errorf("resolving properties: %w", err))
+		return e.subscriptionFailed(ctx, sr, brokenPollRetry, false, fmt.Errorf("resolving properties: %w", err))
 	}
 	props, _ := v.(map[string]any)
 	rawProps, err := json.Marshal(props)
 	if err != nil {
-		return fmt.Errorf("encoding properties: %w", err)
-	}
-	if sr.Subscribed() {
-		if sr.Type == n.Type && bytes.Equal(sr.Properties, rawProps) {
-			return e.settleSubscription(ctx, sr, false) // nothing changed
-		}
-		// Made with other settings: remove it; the next look makes the
-		// new one.
-		return e.unsubscribe(ctx, sr)
+		return e.subscriptionFailed(ctx, sr, brokenPollRetry, false, fmt.Errorf("encoding properties: %w", err))
 	}
 	token, err := e.store.WebhookToken(ctx, sr.FlowID, sr.ComponentID)
 	if err != nil {
-		return err
+		return e.subscriptionFailed(ctx, sr, brokenPollRetry, false, err)
+	}
+	url := e.cfg.PublicURL + "/hooks/" + token
+	if sr.Subscribed() {
+		if sr.Type == n.Type && bytes.Equal(sr.Properties, rawProps) && sr.WebhookURL == url {
+			return e.settleSubscription(ctx, sr, false) // nothing changed
+		}
+		// Made with other settings, or for another URL: remove it; the
+		// next look makes the new one.
+		return e.unsubscribe(ctx, sr)
 	}
 	claimed, err := e.claimSubscription(ctx, sr)
 	if err != nil {
 		return err
 	}
-	url := e.cfg.PublicURL + "/hooks/" + token
-	sctx, cancel := context.WithTimeout(ctx, e.cfg.JobTimeout)
+	sctx, cancel := e.callContext(ctx, claimed)
 	state, err := sub.Subscribe(sctx, component.SubscribeInvocation{
 		FlowID: sr.FlowID, ComponentID: sr.ComponentID, Properties: props, WebhookURL: url,
 	})
@@ -107,14 +109,35 @@ func (e *Engine) reconcile(ctx context.Context, sr *store.Subscription) error {
 		return ctx.Err() // the lease runs out and a node tries again
 	}
 	if err != nil {
-		return e.subscriptionFailed(ctx, claimed, e.subscriptionBackoff(sr.Attempts), err)
+		return e.subscriptionFailed(ctx, claimed, e.subscriptionBackoff(sr.Attempts), true, err)
 	}
 	if state == nil {
 		state = json.RawMessage("{}")
 	}
 	// Looked at again at once: the flow may have stopped meanwhile.
 	to := &store.Subscription{Type: n.Type, Properties: rawProps, WebhookURL: url, State: state, DueAt: e.store.Now()}
-	return e.moveSubscription(ctx, claimed, to, nil)
+	if err := e.moveSubscription(ctx, claimed, to, nil); err != nil {
+		// Not recorded (the lease ran out, the database failed): what the
+		// provider made is removed again rather than left behind.
+		uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), e.cfg.JobTimeout)
+		defer cancel()
+		if uerr := sub.Unsubscribe(uctx, component.SubscribeInvocation{
+			FlowID: sr.FlowID, ComponentID: sr.ComponentID, Properties: props, WebhookURL: url, State: state,
+		}); uerr != nil {
+			e.log.LogAttrs(ctx, slog.LevelWarn, "removing a subscription that could not be recorded", slog.String("flow", sr.FlowID),
+				slog.String("component", sr.ComponentID), slog.String("error", uerr.Error()))
+		}
+		return err
+	}
+	return nil
+}
+
+// callContext bounds a provider call to the claim's lease, less a margin
+// to record its outcome, so that no other node claims the row while the
+// call may still succeed.
+func (e *Engine) callContext(ctx context.Context, claimed *store.Subscription) (context.Context, context.CancelFunc) {
+	d := claimed.LeaseUntil.Sub(e.store.Now()) - e.cfg.JobTimeout/10
+	return context.WithTimeout(ctx, max(d, time.Second))
 }
 
 // unsubscribe removes sr's subscription at the provider, with the type,
@@ -123,19 +146,22 @@ func (e *Engine) unsubscribe(ctx context.Context, sr *store.Subscription) error 
 	c, ok := e.reg.Lookup(sr.Type)
 	sub, isSub := c.(component.Subscriber)
 	if !ok || !isSub {
-		return e.unsubscribeFailed(ctx, sr, fmt.Errorf("cannot remove the subscription: component type %s is not installed", sr.Type))
+		// Its connector was removed: tried again every minute, without
+		// counting, until it is back.
+		return e.subscriptionFailed(ctx, sr, brokenPollRetry, false,
+			fmt.Errorf("cannot remove the subscription: component type %s is not installed", sr.Type))
 	}
 	var props map[string]any
 	if len(sr.Properties) > 0 {
 		if err := json.Unmarshal(sr.Properties, &props); err != nil {
-			return fmt.Errorf("reading subscription properties: %w", err)
+			return e.unsubscribeFailed(ctx, sr, component.Permanent(fmt.Errorf("reading subscription properties: %w", err)))
 		}
 	}
 	claimed, err := e.claimSubscription(ctx, sr)
 	if err != nil {
 		return err
 	}
-	sctx, cancel := context.WithTimeout(ctx, e.cfg.JobTimeout)
+	sctx, cancel := e.callContext(ctx, claimed)
 	err = sub.Unsubscribe(sctx, component.SubscribeInvocation{
 		FlowID: sr.FlowID, ComponentID: sr.ComponentID, Properties: props, WebhookURL: sr.WebhookURL, State: sr.State,
 	})
@@ -153,21 +179,27 @@ func (e *Engine) unsubscribe(ctx context.Context, sr *store.Subscription) error 
 
 // unsubscribeFailed records a failed removal: tried again with backoff,
 // given up after maxUnsubscribeAttempts (or at once when the provider
-// refused it for good), with COMPONENT_ERROR.
+// refused it for good), with COMPONENT_ERROR. A given-up removal keeps its
+// error for the flow's view.
 func (e *Engine) unsubscribeFailed(ctx context.Context, sr *store.Subscription, cause error) error {
 	if sr.Attempts+1 < maxUnsubscribeAttempts && !component.IsPermanent(cause) {
-		return e.subscriptionFailed(ctx, sr, e.subscriptionBackoff(sr.Attempts), cause)
+		return e.subscriptionFailed(ctx, sr, e.subscriptionBackoff(sr.Attempts), true, cause)
 	}
-	cause = fmt.Errorf("gave up removing the subscription after %d tries: %w", sr.Attempts+1, cause)
+	cause = fmt.Errorf("gave up removing the subscription after %d tries (it may be left at the provider): %w", sr.Attempts+1, cause)
 	to := &store.Subscription{DueAt: e.store.Now(), LastError: cause.Error()}
 	return e.moveSubscription(ctx, sr, to, cause)
 }
 
 // subscriptionFailed records a failed try: the row stays as it is and is
-// looked at again after retry, and COMPONENT_ERROR is emitted.
-func (e *Engine) subscriptionFailed(ctx context.Context, sr *store.Subscription, retry time.Duration, cause error) error {
+// looked at again after retry, and COMPONENT_ERROR is emitted. count says
+// whether the try counts toward giving up (a call the provider failed) or
+// not (the connector is not installed, the flow does not compile).
+func (e *Engine) subscriptionFailed(ctx context.Context, sr *store.Subscription, retry time.Duration, count bool, cause error) error {
 	to := *sr
-	to.DueAt, to.Attempts, to.LastError, to.LeaseUntil = e.store.Now().Add(retry), sr.Attempts+1, cause.Error(), time.Time{}
+	to.DueAt, to.LastError, to.LeaseUntil = e.store.Now().Add(retry), cause.Error(), time.Time{}
+	if count {
+		to.Attempts++
+	}
 	return e.moveSubscription(ctx, sr, &to, cause)
 }
 
@@ -181,7 +213,10 @@ func (e *Engine) settleSubscription(ctx context.Context, sr *store.Subscription,
 			ok, err = tx.DropSubscription(ctx, sr)
 		} else {
 			to := *sr
-			to.DueAt, to.Attempts, to.LastError, to.LeaseUntil = time.Time{}, 0, "", time.Time{}
+			to.DueAt, to.Attempts, to.LeaseUntil = time.Time{}, 0, time.Time{}
+			if sr.Subscribed() {
+				to.LastError = "" // in line: a past failure is over
+			} // not subscribed: why (a given-up removal, say) stays to be seen
 			ok, err = tx.MoveSubscription(ctx, sr, &to)
 		}
 		if err == nil && !ok {

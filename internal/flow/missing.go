@@ -19,22 +19,28 @@ type Missing struct {
 
 var _ component.Action = (*Missing)(nil)
 
-// newMissing builds the stand-in of component id: an I/O action with the
-// ports its links use and an untyped property for each it sets.
+// newMissing builds the stand-in of component id: a trigger when no link
+// leads to it, else an I/O action, with the ports its links use and an
+// untyped property for each it sets.
 func newMissing(id string, cd ComponentDoc, links []Link) *Missing {
 	in, out := map[string]bool{component.PortIn: true}, map[string]bool{component.PortOut: true}
+	kind := component.KindTrigger
 	for _, l := range links {
 		if l.To == id {
 			in[cmpOr(l.ToPort, component.PortIn)] = true
+			kind = component.KindAction
 		}
 		if l.From == id {
 			out[cmpOr(l.FromPort, component.PortOut)] = true
 		}
 	}
 	spec := component.Spec{
-		Type: cd.Type, Kind: component.KindAction, IO: true,
+		Type: cd.Type, Kind: kind, IO: kind == component.KindAction,
 		Description: "A component whose type is not installed.",
-		InPorts:     slices.Sorted(maps.Keys(in)), OutPorts: slices.Sorted(maps.Keys(out)),
+		OutPorts:    slices.Sorted(maps.Keys(out)),
+	}
+	if kind == component.KindAction {
+		spec.InPorts = slices.Sorted(maps.Keys(in))
 	}
 	for _, name := range slices.Sorted(maps.Keys(cd.Properties)) {
 		spec.Properties = append(spec.Properties, component.Property{Name: name, Type: component.TypeAny})

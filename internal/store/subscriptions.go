@@ -181,10 +181,12 @@ func (tx *Tx) putSubscriptions(ctx context.Context, f *Flow) error {
 }
 
 // goneSubscription marks the subscriptions of a flow (or one of them, when
-// componentID is set) as to be removed: those that hold none are dropped.
+// componentID is set) as to be removed: those that hold none, and that no
+// node is subscribing right now, are dropped.
 func (tx *Tx) goneSubscription(ctx context.Context, flowID, componentID string) error {
-	if _, err := tx.q.exec(ctx, `DELETE FROM subscriptions WHERE flow_id = $1 AND ($2 = '' OR component_id = $2) AND state IS NULL`,
-		flowID, componentID); err != nil {
+	if _, err := tx.q.exec(ctx, `DELETE FROM subscriptions WHERE flow_id = $1 AND ($2 = '' OR component_id = $2) AND state IS NULL
+		 AND (lease_until IS NULL OR lease_until <= $3)`,
+		flowID, componentID, tx.store.nowMS()); err != nil {
 		return err
 	}
 	_, err := tx.q.exec(ctx, `UPDATE subscriptions SET gone = 1, due_at = $1 WHERE flow_id = $2 AND ($3 = '' OR component_id = $3)`,
@@ -197,6 +199,19 @@ func (tx *Tx) goneSubscription(ctx context.Context, flowID, componentID string) 
 func (tx *Tx) recheckSubscriptions(ctx context.Context, flowID string) error {
 	if _, err := tx.q.exec(ctx, `UPDATE subscriptions SET due_at = $1, attempts = 0 WHERE flow_id = $2`, tx.store.nowMS(), flowID); err != nil {
 		return fmt.Errorf("rechecking subscriptions of flow %s: %w", flowID, err)
+	}
+	return nil
+}
+
+// RecheckMovedSubscriptions makes due the subscriptions made for an
+// inbound URL that does not start with prefix (the public URL changed), so
+// that they are made again at the new one.
+func (s *Store) RecheckMovedSubscriptions(ctx context.Context, prefix string) error {
+	_, err := s.backend.writer().exec(ctx, `UPDATE subscriptions SET due_at = $1
+		 WHERE state IS NOT NULL AND due_at IS NULL AND substr(webhook_url, 1, $2) <> $3`,
+		s.nowMS(), len(prefix), prefix)
+	if err != nil {
+		return fmt.Errorf("rechecking subscriptions made for another URL: %w", err)
 	}
 	return nil
 }
