@@ -12,6 +12,7 @@ import (
 
 	"github.com/plugboard/plugboard/internal/store"
 	"github.com/plugboard/plugboard/internal/store/storetest"
+	"github.com/plugboard/plugboard/internal/vault"
 )
 
 // TestNodeLossLosesNothing runs two nodes on one PostgreSQL database,
@@ -47,7 +48,9 @@ func TestNodeLossLosesNothing(t *testing.T) {
 
 	// Node A must die while the held call still runs: its job timeout is
 	// well above the load phase (at most 3s) and the rescue comes after it.
-	env := []string{"PLUGBOARD_DATABASE_URL=" + cfg.DatabaseURL, "PLUGBOARD_JOB_TIMEOUT=5s", "PLUGBOARD_RESCUE_AFTER=6s"}
+	// Nodes of one database share its secret key.
+	env := []string{"PLUGBOARD_DATABASE_URL=" + cfg.DatabaseURL, "PLUGBOARD_JOB_TIMEOUT=5s", "PLUGBOARD_RESCUE_AFTER=6s",
+		"PLUGBOARD_SECRET_KEY=" + vault.EncodeKey(vault.NewKey())}
 	addrA, addrB := freeAddr(t), freeAddr(t)
 	a := startServer(t, bin, addrA, append(env, "PLUGBOARD_NODE_ID=node-a", "PLUGBOARD_DATA_DIR="+t.TempDir())...)
 	startServer(t, bin, addrB, append(env, "PLUGBOARD_NODE_ID=node-b", "PLUGBOARD_DATA_DIR="+t.TempDir())...)

@@ -28,8 +28,10 @@ import (
 	"github.com/plugboard/plugboard/internal/connectors/core"
 	"github.com/plugboard/plugboard/internal/engine"
 	"github.com/plugboard/plugboard/internal/outbound"
+	"github.com/plugboard/plugboard/internal/script"
 	"github.com/plugboard/plugboard/internal/store"
 	"github.com/plugboard/plugboard/internal/syswebhook"
+	"github.com/plugboard/plugboard/internal/vault"
 )
 
 // settings are read from flags, then PLUGBOARD_* variables, then defaults.
@@ -44,6 +46,10 @@ type settings struct {
 	// pollInterval, when set, replaces every connector polling trigger's
 	// interval: for load runs and tests, which cannot wait minutes.
 	pollInterval time.Duration
+	// secretKey is the vault key from PLUGBOARD_SECRET_KEY; nil uses the
+	// key file in the data directory. It has no flag, so that it never
+	// shows in a process list.
+	secretKey []byte
 }
 
 func env(name, def string) string {
@@ -101,6 +107,11 @@ func parseSettings(args []string) (*settings, error) {
 	if s.nodeID == "" {
 		s.nodeID = defaultNodeID(s.dataDir)
 	}
+	if v, ok := os.LookupEnv(vault.EnvKey); ok {
+		if s.secretKey, err = vault.ParseKey(v); err != nil {
+			return nil, fmt.Errorf("%s %w", vault.EnvKey, err)
+		}
+	}
 	s.adminEmail = os.Getenv("PLUGBOARD_ADMIN_EMAIL")
 	s.adminPassword = os.Getenv("PLUGBOARD_ADMIN_PASSWORD")
 	return s, nil
@@ -153,6 +164,11 @@ func serve(ctx context.Context, args []string) error {
 		return err
 	}
 	defer st.Close()
+	// The key must open the database's secrets before anything reads one.
+	vlt, err := vault.Load(ctx, vault.Config{Key: cfg.secretKey, DataDir: cfg.dataDir, Store: st, Logger: log})
+	if err != nil {
+		return err
+	}
 	if err := bootstrapAdmin(ctx, st, cfg, log); err != nil {
 		return err
 	}
@@ -167,10 +183,12 @@ func serve(ctx context.Context, args []string) error {
 	client := outbound.NewClient(outbound.Options{
 		AllowPrivate: cfg.allowPrivate, MaxIdleConnsPerHost: cmp.Or(cfg.workers, engine.DefaultWorkers),
 	})
-	core.Register(components, core.Deps{HTTP: client, MaxResponseBytes: 10 << 20, Replies: replies})
+	// One JavaScript sandbox for core.Code and connectors' scripts.
+	sandbox := script.New(script.Limits{})
+	core.Register(components, core.Deps{HTTP: client, MaxResponseBytes: 10 << 20, Replies: replies, Sandbox: sandbox})
 	installer := &connector.Installer{
 		Store: st, Registry: components, Log: log,
-		Runtime: &connector.Runtime{HTTP: client, MaxResponseBytes: 10 << 20, PollInterval: cfg.pollInterval},
+		Runtime: &connector.Runtime{HTTP: client, MaxResponseBytes: 10 << 20, PollInterval: cfg.pollInterval, Sandbox: sandbox},
 	}
 	if err := installer.Sync(ctx); err != nil {
 		// The server still serves; the connector's flows fail until fixed.
@@ -178,10 +196,18 @@ func serve(ctx context.Context, args []string) error {
 	}
 	go installer.Run(ctx, 5*time.Second)
 	sysHooks, err := syswebhook.New(syswebhook.Config{
-		Store: st, HTTP: outbound.NewClient(outbound.Options{AllowPrivate: cfg.allowPrivate}), Logger: log,
+		Store: st, Vault: vlt, HTTP: outbound.NewClient(outbound.Options{AllowPrivate: cfg.allowPrivate}), Logger: log,
 	})
 	if err != nil {
 		return err
+	}
+	// Secrets stored in clear by a version before the vault.
+	sealed, err := sysHooks.SealStoredSecrets(ctx)
+	if err != nil {
+		return err
+	}
+	if sealed > 0 {
+		log.LogAttrs(ctx, slog.LevelInfo, "sealed system webhook secrets stored in clear", slog.Int("count", sealed))
 	}
 	eng, err := engine.New(ctx, engine.Config{
 		Store: st, Registry: components, Logger: log, Metrics: reg,

@@ -22,7 +22,12 @@ import (
 	"github.com/plugboard/plugboard/internal/store"
 	"github.com/plugboard/plugboard/internal/store/storetest"
 	"github.com/plugboard/plugboard/internal/syswebhook"
+	"github.com/plugboard/plugboard/internal/vault"
 )
+
+// testVaultKey is the secret key of every test node; nodes on one
+// database share it, as they must.
+var testVaultKey = []byte("plugboard-test-vault-key-32bytes")
 
 // env is a running Plugboard (store, engine, HTTP API) on a fresh database.
 type env struct {
@@ -67,9 +72,16 @@ func newNode(t *testing.T, cfg store.Config, nodeID string, opts ...func(*compon
 	for _, o := range opts {
 		o(comps)
 	}
-	sysHooks, err := syswebhook.New(syswebhook.Config{Store: st, HTTP: outbound.NewClient(outbound.Options{AllowPrivate: true}),
+	vlt, err := vault.Load(ctx, vault.Config{Key: testVaultKey, Store: st})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sysHooks, err := syswebhook.New(syswebhook.Config{Store: st, Vault: vlt, HTTP: outbound.NewClient(outbound.Options{AllowPrivate: true}),
 		InitialInterval: 10 * time.Millisecond, MaxInterval: 50 * time.Millisecond})
 	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sysHooks.SealStoredSecrets(ctx); err != nil {
 		t.Fatal(err)
 	}
 	// The server's URL is the webhook base, so the handler is set once the

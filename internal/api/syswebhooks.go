@@ -56,7 +56,7 @@ func (s *Server) createSystemWebhook(w http.ResponseWriter, r *http.Request, _ p
 	if err := s.decode(r, &req); err != nil {
 		return err
 	}
-	sub, err := svc.Subscribe(r.Context(), req.Event, req.URL)
+	sub, secret, err := svc.Subscribe(r.Context(), req.Event, req.URL)
 	if errors.Is(err, syswebhook.ErrInvalid) {
 		return problem(http.StatusUnprocessableEntity, "%s", err.Error())
 	}
@@ -64,7 +64,7 @@ func (s *Server) createSystemWebhook(w http.ResponseWriter, r *http.Request, _ p
 		return err
 	}
 	v := viewSystemWebhook(sub)
-	v.Secret = sub.Secret
+	v.Secret = secret
 	return writeJSON(w, http.StatusCreated, v)
 }
 

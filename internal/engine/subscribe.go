@@ -106,7 +106,8 @@ func (e *Engine) reconcile(ctx context.Context, sr *store.Subscription) error {
 	})
 	cancel()
 	if ctx.Err() != nil && err != nil {
-		return ctx.Err() // the lease runs out and a node tries again
+		e.release(claimed) // stopping: the next node to look tries again
+		return ctx.Err()
 	}
 	if err != nil {
 		return e.subscriptionFailed(ctx, claimed, e.subscriptionBackoff(sr.Attempts), true, err)
@@ -130,6 +131,19 @@ func (e *Engine) reconcile(ctx context.Context, sr *store.Subscription) error {
 		return err
 	}
 	return nil
+}
+
+// release gives back the claim on sr, if any, due at once.
+func (e *Engine) release(sr *store.Subscription) {
+	if sr.LeaseUntil.IsZero() {
+		return
+	}
+	to := *sr
+	to.LeaseUntil, to.DueAt = time.Time{}, e.store.Now()
+	if err := e.moveSubscription(context.Background(), sr, &to, nil); err != nil {
+		e.log.LogAttrs(context.Background(), slog.LevelWarn, "giving back a subscription", slog.String("flow", sr.FlowID),
+			slog.String("error", err.Error()))
+	}
 }
 
 // callContext bounds a provider call to the claim's lease, less a margin
@@ -167,6 +181,7 @@ func (e *Engine) unsubscribe(ctx context.Context, sr *store.Subscription) error 
 	})
 	cancel()
 	if ctx.Err() != nil && err != nil {
+		e.release(claimed)
 		return ctx.Err()
 	}
 	if err != nil {
@@ -195,6 +210,12 @@ func (e *Engine) unsubscribeFailed(ctx context.Context, sr *store.Subscription, 
 // whether the try counts toward giving up (a call the provider failed) or
 // not (the connector is not installed, the flow does not compile).
 func (e *Engine) subscriptionFailed(ctx context.Context, sr *store.Subscription, retry time.Duration, count bool, cause error) error {
+	if ctx.Err() != nil {
+		// Stopping: not a failure of the subscription. A claim is given
+		// back; the next node to look tries again.
+		e.release(sr)
+		return ctx.Err()
+	}
 	to := *sr
 	to.DueAt, to.LastError, to.LeaseUntil = e.store.Now().Add(retry), cause.Error(), time.Time{}
 	if count {

@@ -208,7 +208,7 @@ func (tx *Tx) recheckSubscriptions(ctx context.Context, flowID string) error {
 // that they are made again at the new one.
 func (s *Store) RecheckMovedSubscriptions(ctx context.Context, prefix string) error {
 	_, err := s.backend.writer().exec(ctx, `UPDATE subscriptions SET due_at = $1
-		 WHERE state IS NOT NULL AND due_at IS NULL AND substr(webhook_url, 1, $2) <> $3`,
+		 WHERE state IS NOT NULL AND (due_at IS NULL OR due_at > $1) AND substr(webhook_url, 1, $2) <> $3`,
 		s.nowMS(), len(prefix), prefix)
 	if err != nil {
 		return fmt.Errorf("rechecking subscriptions made for another URL: %w", err)

@@ -6,7 +6,9 @@ import (
 )
 
 // SystemWebhook is a URL subscribed to a system event ("*" for every
-// event). Secret signs the deliveries; the API shows it only once.
+// event). Secret is the secret that signs the deliveries, sealed by the
+// vault (rows from before secrets were encrypted hold it in clear until
+// the next start seals it); the API shows it only once, when created.
 type SystemWebhook struct {
 	ID        string
 	Event     string
@@ -58,6 +60,16 @@ func (s *Store) ListSystemWebhooks(ctx context.Context, after string, limit int)
 func (tx *Tx) SystemWebhooks(ctx context.Context) ([]*SystemWebhook, error) {
 	return collect(ctx, tx.q, "reading system webhooks", scanSystemWebhook,
 		`SELECT `+systemWebhookCols+` FROM system_webhooks ORDER BY id`)
+}
+
+// ReplaceSystemWebhookSecret sets the secret of subscription id to
+// secret if it still is old, and reports whether it was.
+func (tx *Tx) ReplaceSystemWebhookSecret(ctx context.Context, id, old, secret string) (bool, error) {
+	n, err := tx.q.exec(ctx, `UPDATE system_webhooks SET secret = $1 WHERE id = $2 AND secret = $3`, secret, id, old)
+	if err != nil {
+		return false, fmt.Errorf("replacing the secret of system webhook %s: %w", id, err)
+	}
+	return n == 1, nil
 }
 
 // DeleteSystemWebhook removes a subscription and its delivery log. Its

@@ -80,8 +80,12 @@ func (s *Service) deliver(ctx context.Context, payload json.RawMessage, _ int) e
 	if err != nil {
 		return err
 	}
+	secret, err := s.secret(sub)
+	if err != nil {
+		return component.Permanent(err) // the start-up check makes sure the key is right
+	}
 	ts := time.Now().Unix()
-	sig, err := Sign(sub.Secret, d.ID, ts, d.Body)
+	sig, err := Sign(secret, d.ID, ts, d.Body)
 	if err != nil {
 		return component.Permanent(err)
 	}

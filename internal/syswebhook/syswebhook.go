@@ -2,7 +2,9 @@
 // message moved to the unprocessed store) to the URLs an admin subscribed.
 // Each delivery is a durable job of the engine, enqueued in the
 // transaction of the change that caused the event, signed as the Standard
-// Webhooks spec says, retried with backoff and logged.
+// Webhooks spec says, retried with backoff and logged. Signing secrets are
+// stored sealed by the vault, with the subscription's id as associated
+// data; only the answer that creates a subscription holds one in clear.
 package syswebhook
 
 import (
@@ -17,6 +19,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -24,6 +27,7 @@ import (
 
 	"github.com/plugboard/plugboard/internal/engine"
 	"github.com/plugboard/plugboard/internal/store"
+	"github.com/plugboard/plugboard/internal/vault"
 )
 
 // AllEvents subscribes to every event.
@@ -50,6 +54,8 @@ const cacheFor = time.Second
 // Config configures a Service.
 type Config struct {
 	Store *store.Store
+	// Vault seals the signing secrets in the database.
+	Vault *vault.Vault
 	// HTTP sends the deliveries; give it the outbound client, which
 	// refuses private addresses unless allowed.
 	HTTP   *http.Client
@@ -64,8 +70,9 @@ type Config struct {
 
 // Service owns the subscriptions, emits events and delivers them.
 type Service struct {
-	cfg Config
-	st  *store.Store
+	cfg   Config
+	st    *store.Store
+	vault *vault.Vault
 
 	mu      sync.Mutex
 	subs    []*store.SystemWebhook
@@ -79,36 +86,82 @@ type Service struct {
 // New makes a service. Register its delivery job kind with the engine
 // (Register) and pass it as engine.Config.Events.
 func New(cfg Config) (*Service, error) {
-	if cfg.Store == nil || cfg.HTTP == nil {
-		return nil, errors.New("syswebhook: Store and HTTP are required")
+	if cfg.Store == nil || cfg.Vault == nil || cfg.HTTP == nil {
+		return nil, errors.New("syswebhook: Store, Vault and HTTP are required")
 	}
 	cfg.Logger = cmp.Or(cfg.Logger, slog.New(slog.DiscardHandler))
 	cfg.MaxAttempts = cmp.Or(cfg.MaxAttempts, DefaultMaxAttempts)
 	cfg.InitialInterval = cmp.Or(cfg.InitialInterval, DefaultInitialInterval)
 	cfg.MaxInterval = cmp.Or(cfg.MaxInterval, DefaultMaxInterval)
 	cfg.Timeout = cmp.Or(cfg.Timeout, DefaultTimeout)
-	return &Service{cfg: cfg, st: cfg.Store}, nil
+	return &Service{cfg: cfg, st: cfg.Store, vault: cfg.Vault}, nil
 }
 
-// Subscribe validates and stores a subscription and returns it with its
-// secret; the secret is never shown again.
-func (s *Service) Subscribe(ctx context.Context, event, rawURL string) (*store.SystemWebhook, error) {
+// Subscribe validates and stores a subscription. It returns the stored
+// subscription (its Secret sealed) and the signing secret in clear, which
+// is never shown again.
+func (s *Service) Subscribe(ctx context.Context, event, rawURL string) (*store.SystemWebhook, string, error) {
 	if event != AllEvents && !slices.Contains(Events, event) {
-		return nil, fmt.Errorf("%w: event must be one of %v or %q, not %q", ErrInvalid, Events, AllEvents, event)
+		return nil, "", fmt.Errorf("%w: event must be one of %v or %q, not %q", ErrInvalid, Events, AllEvents, event)
 	}
 	if err := checkURL(rawURL); err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	secret, err := NewSecret()
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
-	w := &store.SystemWebhook{ID: uuid.Must(uuid.NewV7()).String(), Event: event, URL: rawURL, Secret: secret}
+	id := uuid.Must(uuid.NewV7()).String()
+	w := &store.SystemWebhook{ID: id, Event: event, URL: rawURL, Secret: s.vault.Seal([]byte(secret), []byte(id))}
 	if err := s.st.CreateSystemWebhook(ctx, w); err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	s.forget()
-	return w, nil
+	return w, secret, nil
+}
+
+// secret opens the signing secret of a stored subscription.
+func (s *Service) secret(w *store.SystemWebhook) (string, error) {
+	plain, err := s.vault.Open(w.Secret, []byte(w.ID))
+	if err != nil {
+		return "", fmt.Errorf("opening the secret of system webhook %s: %w", w.ID, err)
+	}
+	return string(plain), nil
+}
+
+// SealStoredSecrets seals, in one transaction, the secrets stored in
+// clear before they were encrypted at rest (those starting with whsec_),
+// and returns how many it sealed. Call it at start-up, before deliveries
+// run; a secret another node sealed meanwhile is left as that node wrote
+// it.
+func (s *Service) SealStoredSecrets(ctx context.Context) (int, error) {
+	n := 0
+	err := s.st.InTx(ctx, func(tx *store.Tx) error {
+		subs, err := tx.SystemWebhooks(ctx)
+		if err != nil {
+			return err
+		}
+		for _, w := range subs {
+			if !strings.HasPrefix(w.Secret, secretPrefix) {
+				continue
+			}
+			ok, err := tx.ReplaceSystemWebhookSecret(ctx, w.ID, w.Secret, s.vault.Seal([]byte(w.Secret), []byte(w.ID)))
+			if err != nil {
+				return err
+			}
+			if ok {
+				n++
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("sealing system webhook secrets: %w", err)
+	}
+	if n > 0 {
+		s.forget()
+	}
+	return n, nil
 }
 
 func checkURL(raw string) error {

@@ -20,6 +20,7 @@ import (
 	"github.com/plugboard/plugboard/internal/store"
 	"github.com/plugboard/plugboard/internal/store/storetest"
 	"github.com/plugboard/plugboard/internal/syswebhook"
+	"github.com/plugboard/plugboard/internal/vault"
 )
 
 func TestSign(t *testing.T) {
@@ -54,21 +55,35 @@ func TestNewSecret(t *testing.T) {
 	}
 }
 
-// node is a store, an engine and a service on a fresh database.
+// node is a store, a vault, an engine and a service on a fresh database.
 type node struct {
-	st  *store.Store
-	svc *syswebhook.Service
+	st    *store.Store
+	vault *vault.Vault
+	svc   *syswebhook.Service
 }
 
 func newNode(t *testing.T, backend string) *node {
 	t.Helper()
+	return startNode(t, storetest.Open(t, backend))
+}
+
+// startNode starts a node on st as serve does: the vault checks its key,
+// secrets stored in clear are sealed, then the engine starts.
+func startNode(t *testing.T, st *store.Store) *node {
+	t.Helper()
 	ctx := context.Background()
-	st := storetest.Open(t, backend)
+	v, err := vault.Load(ctx, vault.Config{Key: []byte("syswebhook-test-key-of-32-bytes!"), Store: st})
+	if err != nil {
+		t.Fatal(err)
+	}
 	svc, err := syswebhook.New(syswebhook.Config{
-		Store: st, HTTP: outbound.NewClient(outbound.Options{AllowPrivate: true}),
+		Store: st, Vault: v, HTTP: outbound.NewClient(outbound.Options{AllowPrivate: true}),
 		InitialInterval: 5 * time.Millisecond, MaxInterval: 20 * time.Millisecond,
 	})
 	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := svc.SealStoredSecrets(ctx); err != nil {
 		t.Fatal(err)
 	}
 	eng, err := engine.New(ctx, engine.Config{Store: st, Registry: component.NewRegistry(), NodeID: "n", Workers: 4,
@@ -85,7 +100,7 @@ func newNode(t *testing.T, backend string) *node {
 		defer cancel()
 		_ = eng.Stop(stopCtx)
 	})
-	return &node{st: st, svc: svc}
+	return &node{st: st, vault: v, svc: svc}
 }
 
 func TestSubscribeValidates(t *testing.T) {
@@ -105,12 +120,12 @@ func TestSubscribeValidates(t *testing.T) {
 		{"COMPONENT_ERROR", "https://user:pw@example.com/hook", false},
 		{"COMPONENT_ERROR", "https:///path", false},
 	} {
-		sub, err := n.svc.Subscribe(context.Background(), tc.event, tc.url)
+		sub, secret, err := n.svc.Subscribe(context.Background(), tc.event, tc.url)
 		if tc.ok != (err == nil) || (err != nil && !errors.Is(err, syswebhook.ErrInvalid)) {
 			t.Errorf("Subscribe(%q, %q) = %v", tc.event, tc.url, err)
 		}
-		if err == nil && (!strings.HasPrefix(sub.Secret, "whsec_") || sub.ID == "") {
-			t.Errorf("Subscribe(%q, %q) = %+v", tc.event, tc.url, sub)
+		if err == nil && (!strings.HasPrefix(secret, "whsec_") || sub.ID == "" || strings.Contains(sub.Secret, "whsec_")) {
+			t.Errorf("Subscribe(%q, %q) = %+v, %q", tc.event, tc.url, sub, secret)
 		}
 	}
 }
@@ -133,11 +148,11 @@ func TestEmitIsTransactional(t *testing.T) {
 				mu.Unlock()
 			}))
 			t.Cleanup(srv.Close)
-			all, err := n.svc.Subscribe(ctx, "*", srv.URL)
+			all, _, err := n.svc.Subscribe(ctx, "*", srv.URL)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if _, err := n.svc.Subscribe(ctx, engine.EventFlowStopped, srv.URL); err != nil {
+			if _, _, err := n.svc.Subscribe(ctx, engine.EventFlowStopped, srv.URL); err != nil {
 				t.Fatal(err)
 			}
 			errRollback := errors.New("rolled back")
@@ -176,5 +191,174 @@ func TestEmitIsTransactional(t *testing.T) {
 				t.Fatalf("received %q", got)
 			}
 		})
+	}
+}
+
+// receiver records the deliveries it gets and whether their signature is
+// right for secret (computed here, not with syswebhook.Sign).
+type receiver struct {
+	srv *httptest.Server
+
+	mu        sync.Mutex
+	good, bad int
+	secrets   map[string]string // path -> secret
+}
+
+func newReceiver(t *testing.T) *receiver {
+	rc := &receiver{secrets: map[string]string{}}
+	rc.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		rc.mu.Lock()
+		defer rc.mu.Unlock()
+		key, err := base64.StdEncoding.DecodeString(strings.TrimPrefix(rc.secrets[r.URL.Path], "whsec_"))
+		mac := hmac.New(sha256.New, key)
+		mac.Write([]byte(r.Header.Get("webhook-id") + "." + r.Header.Get("webhook-timestamp") + "." + string(body)))
+		if err != nil || len(key) == 0 || r.Header.Get("webhook-signature") != "v1,"+base64.StdEncoding.EncodeToString(mac.Sum(nil)) {
+			rc.bad++
+			w.WriteHeader(http.StatusUnauthorized)
+			return
+		}
+		rc.good++
+	}))
+	t.Cleanup(rc.srv.Close)
+	return rc
+}
+
+// expect makes path answer 2xx only to deliveries signed with secret.
+func (rc *receiver) expect(path, secret string) string {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	rc.secrets[path] = secret
+	return rc.srv.URL + path
+}
+
+func (rc *receiver) counts() (good, bad int) {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	return rc.good, rc.bad
+}
+
+// TestSecretsSealedAtRest: the stored secret is sealed for its own row;
+// the plaintext is only in Subscribe's answer, and deliveries are signed
+// with it.
+func TestSecretsSealedAtRest(t *testing.T) {
+	t.Parallel()
+	for _, backend := range storetest.Backends() {
+		t.Run(backend, func(t *testing.T) {
+			t.Parallel()
+			ctx := context.Background()
+			n := newNode(t, backend)
+			rc := newReceiver(t)
+			a, secretA, err := n.svc.Subscribe(ctx, engine.EventFlowStopped, rc.srv.URL+"/a")
+			if err != nil {
+				t.Fatal(err)
+			}
+			rc.expect("/a", secretA)
+			b, _, err := n.svc.Subscribe(ctx, engine.EventFlowStopped, rc.srv.URL+"/b")
+			if err != nil {
+				t.Fatal(err)
+			}
+			stored, err := n.st.SystemWebhook(ctx, a.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			keyPart := strings.TrimPrefix(secretA, "whsec_")
+			if !strings.HasPrefix(stored.Secret, "v1:") || strings.Contains(stored.Secret, keyPart) || stored.Secret != a.Secret {
+				t.Fatalf("stored secret %q (secret %q)", stored.Secret, secretA)
+			}
+			if got, err := n.vault.Open(stored.Secret, []byte(a.ID)); err != nil || string(got) != secretA {
+				t.Fatalf("opening the stored secret: %q, %v", got, err)
+			}
+			if _, err := n.vault.Open(stored.Secret, []byte(b.ID)); !errors.Is(err, vault.ErrNotAuthentic) {
+				t.Fatalf("opening a's secret for b: %v", err)
+			}
+
+			if err := n.st.Submit(ctx, func(tx *store.Tx) error {
+				return n.svc.Emit(ctx, tx, engine.EventFlowStopped, map[string]any{"flowId": "f"})
+			}); err != nil {
+				t.Fatal(err)
+			}
+			waitDelivered(t, n, a.ID, store.DeliveryDelivered)
+			// b's receiver knows no secret: its delivery is refused (401), so
+			// it fails at once, which shows a refused signature is seen.
+			waitDelivered(t, n, b.ID, store.DeliveryFailed)
+			if good, bad := rc.counts(); good != 1 || bad != 1 {
+				t.Fatalf("receiver: %d well signed, %d badly signed, want 1 and 1", good, bad)
+			}
+		})
+	}
+}
+
+// TestSealStoredSecrets: secrets stored in clear by a version before
+// encryption at rest are sealed when a node starts, in place, and
+// deliveries are still signed with them.
+func TestSealStoredSecrets(t *testing.T) {
+	t.Parallel()
+	for _, backend := range storetest.Backends() {
+		t.Run(backend, func(t *testing.T) {
+			t.Parallel()
+			ctx := context.Background()
+			st := storetest.Open(t, backend)
+			rc := newReceiver(t)
+			// What the previous version stored: the secret in clear.
+			var old []*store.SystemWebhook
+			for _, path := range []string{"/one", "/two"} {
+				secret, err := syswebhook.NewSecret()
+				if err != nil {
+					t.Fatal(err)
+				}
+				w := &store.SystemWebhook{ID: "old" + path[1:], Event: "*", URL: rc.expect(path, secret), Secret: secret}
+				if err := st.CreateSystemWebhook(ctx, w); err != nil {
+					t.Fatal(err)
+				}
+				old = append(old, w)
+			}
+			n := startNode(t, st)
+			if again, err := n.svc.SealStoredSecrets(ctx); err != nil || again != 0 {
+				t.Fatalf("sealing again: %d, %v", again, err)
+			}
+			for _, w := range old {
+				stored, err := st.SystemWebhook(ctx, w.ID)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !vault.IsSealed(stored.Secret) || strings.Contains(stored.Secret, strings.TrimPrefix(w.Secret, "whsec_")) {
+					t.Fatalf("stored secret of %s = %q", w.ID, stored.Secret)
+				}
+				if got, err := n.vault.Open(stored.Secret, []byte(w.ID)); err != nil || string(got) != w.Secret {
+					t.Fatalf("opening the secret of %s: %q, %v", w.ID, got, err)
+				}
+			}
+			if err := n.st.Submit(ctx, func(tx *store.Tx) error {
+				return n.svc.Emit(ctx, tx, engine.EventComponentError, map[string]any{"flowId": "f"})
+			}); err != nil {
+				t.Fatal(err)
+			}
+			for _, w := range old {
+				waitDelivered(t, n, w.ID, store.DeliveryDelivered)
+			}
+			if good, bad := rc.counts(); good != 2 || bad != 0 {
+				t.Fatalf("receiver: %d well signed, %d badly signed, want 2 and 0", good, bad)
+			}
+		})
+	}
+}
+
+// waitDelivered waits until subscription id's only delivery has status.
+func waitDelivered(t *testing.T, n *node, id, status string) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		ds, err := n.svc.Deliveries(context.Background(), id, "", 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(ds) == 1 && ds[0].Status == status {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("deliveries of %s = %+v, want one %s", id, ds, status)
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }

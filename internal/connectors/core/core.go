@@ -6,6 +6,7 @@ import (
 	"net/http"
 
 	"github.com/plugboard/plugboard/internal/component"
+	"github.com/plugboard/plugboard/internal/script"
 )
 
 // Deps are what the core components need from the server.
@@ -17,6 +18,10 @@ type Deps struct {
 	MaxResponseBytes int64
 	// Replies takes core.Response answers for waiting webhooks.
 	Replies ReplySink
+	// Sandbox runs core.Code scripts (default: one with default limits).
+	// The server shares it with connectors' script components, so that
+	// all scripts together keep to its limits.
+	Sandbox *script.Sandbox
 }
 
 // Register adds every core component to r.
@@ -25,7 +30,11 @@ func Register(r *component.Registry, d Deps) {
 	r.Register(OnAppEvent{})
 	r.Register(Schedule{})
 	r.Register(Set{})
-	r.Register(NewCode())
+	if d.Sandbox != nil {
+		r.Register(NewCodeWith(d.Sandbox))
+	} else {
+		r.Register(NewCode())
+	}
 	r.Register(&HTTPRequest{client: d.HTTP, maxBody: d.MaxResponseBytes})
 	r.Register(Filter{})
 	r.Register(Delay{})

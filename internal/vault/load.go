@@ -1,0 +1,120 @@
+package vault
+
+import (
+	"cmp"
+	"context"
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+
+	"github.com/plugboard/plugboard/internal/store"
+)
+
+// EnvKey names the environment variable that holds the key.
+const EnvKey = "PLUGBOARD_SECRET_KEY"
+
+// ErrWrongKey marks a start-up refused because the node's key is not the
+// key the database's secrets are sealed with.
+var ErrWrongKey = errors.New("wrong secret key")
+
+// The key check value: a known text, sealed with the key on a database's
+// first start and opened on every later one.
+var (
+	checkPlain = []byte("plugboard vault key check")
+	checkAD    = []byte("vault/check")
+)
+
+// Config says where a node's key comes from and which database it must
+// match.
+type Config struct {
+	// Key is the current key, decoded from EnvKey. When nil, the key file
+	// in DataDir is read, or created on the first start.
+	Key []byte
+	// OldKeys still open values sealed before a key rotation.
+	OldKeys [][]byte
+	// DataDir holds the key file when Key is nil.
+	DataDir string
+	// Store is the database whose key check value the key must open.
+	Store *store.Store
+	// Logger is told when a key file is created (default: discarded).
+	Logger *slog.Logger
+}
+
+// Load makes this node's vault and checks its key against the database:
+// the first node to start writes the key check value, and every start
+// must open it. A node with another key fails here with ErrWrongKey,
+// before it serves or reads any secret.
+func Load(ctx context.Context, cfg Config) (*Vault, error) {
+	if cfg.Store == nil {
+		return nil, errors.New("vault: Store is required")
+	}
+	log := cmp.Or(cfg.Logger, slog.New(slog.DiscardHandler))
+	key, source := cfg.Key, EnvKey
+	if key == nil {
+		dir := cmp.Or(cfg.DataDir, "data")
+		path := filepath.Join(dir, KeyFileName)
+		source = "the key file " + path
+		var created bool
+		var err error
+		if key, created, err = LoadKeyFile(dir); err != nil {
+			return nil, err
+		}
+		if created {
+			log.LogAttrs(ctx, slog.LevelWarn, "created a secret key file: back it up, as the secrets in the database cannot be read without it",
+				slog.String("path", path), slog.String("keyId", KeyID(key)))
+		}
+	}
+	v, err := New(key, cfg.OldKeys...)
+	if err != nil {
+		return nil, fmt.Errorf("loading the secret key from %s: %w", source, err)
+	}
+	if err := v.check(ctx, cfg.Store, source, cfg.DataDir); err != nil {
+		return nil, err
+	}
+	return v, nil
+}
+
+// check opens the database's key check value, writing it first if the
+// database has none.
+func (v *Vault) check(ctx context.Context, st *store.Store, source, dataDir string) error {
+	sealed, err := st.VaultCheck(ctx)
+	if errors.Is(err, store.ErrNotFound) {
+		sealed, err = st.CreateVaultCheck(ctx, v.Seal(checkPlain, checkAD))
+	}
+	if err != nil {
+		return err
+	}
+	plain, err := v.Open(sealed, checkAD)
+	switch {
+	case errors.Is(err, ErrUnknownKey):
+		want, _ := SealedKeyID(sealed)
+		return fmt.Errorf("%w: this database's secrets are sealed with the key of id %s, but this node's key (from %s) has id %s; "+
+			"every node of one database must use the same key: set %s to the key the database was set up with%s",
+			ErrWrongKey, want, source, v.current.id, EnvKey, v.keyFileHint(source, dataDir, want))
+	case err != nil:
+		return fmt.Errorf("%w: the database's key check value does not open with this node's key (from %s, id %s): %w",
+			ErrWrongKey, source, v.current.id, err)
+	case subtle.ConstantTimeCompare(plain, checkPlain) != 1:
+		return fmt.Errorf("%w: the database's key check value opens with this node's key (from %s, id %s) but holds something else",
+			ErrWrongKey, source, v.current.id)
+	}
+	return nil
+}
+
+// keyFileHint says where the right key may be: the data directory's key
+// file when the key came from EnvKey and that file holds the key the
+// database wants, else a backup.
+func (v *Vault) keyFileHint(source, dataDir, want string) string {
+	if source != EnvKey {
+		return ", or put back the key file from your backup"
+	}
+	if dataDir != "" {
+		path := filepath.Join(dataDir, KeyFileName)
+		if k, err := readKeyFile(path); err == nil && KeyID(k) == want {
+			return fmt.Sprintf(" (the key file %s holds it: copy its content to %s, or unset %s to use the file)", path, EnvKey, EnvKey)
+		}
+	}
+	return " (restore it from your backup)"
+}
