@@ -23,7 +23,9 @@ type dueWork[T any] struct {
 	run func(ctx context.Context, row T) error
 }
 
-// dueLoop runs w until ctx ends, then waits for the rows in hand.
+// dueLoop runs w until ctx ends, then waits for the rows in hand. It looks
+// every SchedulePoll, and also as soon as half the rows in hand are done
+// when the last look found more due rows than it could take.
 func dueLoop[T any](ctx context.Context, e *Engine, done chan<- struct{}, w dueWork[T]) {
 	defer close(done)
 	t := time.NewTicker(e.cfg.SchedulePoll)
@@ -32,13 +34,20 @@ func dueLoop[T any](ctx context.Context, e *Engine, done chan<- struct{}, w dueW
 		wg       sync.WaitGroup
 		mu       sync.Mutex
 		inFlight = map[[2]string]bool{} // flow and component ids in hand on this node
+		freed    = make(chan struct{}, 1)
+		behind   bool // the last look left due rows for want of room
 	)
 	defer wg.Wait()
 	for {
+		var more <-chan struct{}
+		if behind {
+			more = freed
+		}
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		case <-more:
 		}
 		rows, err := w.list(ctx)
 		if err != nil {
@@ -47,10 +56,16 @@ func dueLoop[T any](ctx context.Context, e *Engine, done chan<- struct{}, w dueW
 			}
 			continue
 		}
+		behind = false
 		for _, row := range rows {
 			key := w.key(row)
 			mu.Lock()
-			if inFlight[key] || len(inFlight) >= w.max {
+			if len(inFlight) >= w.max {
+				mu.Unlock()
+				behind = true
+				break
+			}
+			if inFlight[key] {
 				mu.Unlock()
 				continue
 			}
@@ -62,7 +77,14 @@ func dueLoop[T any](ctx context.Context, e *Engine, done chan<- struct{}, w dueW
 				defer func() {
 					mu.Lock()
 					delete(inFlight, key)
+					roomy := len(inFlight) <= w.max/2 // look again once half are free, not per row
 					mu.Unlock()
+					if roomy {
+						select {
+						case freed <- struct{}{}:
+						default:
+						}
+					}
 				}()
 				if err := w.run(ctx, row); err != nil && !errors.Is(err, errTaken) && ctx.Err() == nil {
 					e.log.LogAttrs(ctx, slog.LevelWarn, w.what, slog.String("flow", key[0]),

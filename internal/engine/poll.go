@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -18,8 +19,12 @@ import (
 // more fails, as cutting it short would lose the rest.
 const MaxPollItems = 1000
 
-// maxPolling bounds how many polls run at once on a node.
-const maxPolling = 16
+// maxPolling bounds how many polls run at once on a node. A poll mostly
+// waits for the API, so many fit; each holds a goroutine and a connection.
+const maxPolling = 256
+
+// duePollsPerLook bounds the due polls one look lists.
+const duePollsPerLook = 1000
 
 // brokenPollRetry is when a poll whose component cannot tell its interval
 // (its type is not installed, its properties are wrong) is tried again.
@@ -35,7 +40,7 @@ var errTaken = errors.New("taken by another node")
 func (e *Engine) polls(ctx context.Context, done chan<- struct{}) {
 	dueLoop(ctx, e, done, dueWork[store.PollRow]{
 		what: "polls", max: maxPolling,
-		list: func(ctx context.Context) ([]store.PollRow, error) { return e.store.DuePolls(ctx, e.store.Now(), 100) },
+		list: func(ctx context.Context) ([]store.PollRow, error) { return e.store.DuePolls(ctx, e.store.Now(), duePollsPerLook) },
 		key:  func(pr store.PollRow) [2]string { return [2]string{pr.FlowID, pr.ComponentID} },
 		run:  e.poll,
 	})
@@ -84,6 +89,10 @@ func (e *Engine) poll(ctx context.Context, pr store.PollRow) error {
 	// items meanwhile (the API is called once, and a poller that consumes
 	// what it reads loses nothing). If this node dies, the lease runs out
 	// and another node polls.
+	// The next poll is planned from when this one was due, not from when
+	// it ran, so that a trigger keeps its interval on average (a poll
+	// that is late does not push all later ones back).
+	due := cmp.Or(pr.NextPollAt, e.store.Now())
 	claimed := pr
 	claimed.NextPollAt = e.store.Now().Add(e.cfg.JobTimeout)
 	var won bool
@@ -135,7 +144,10 @@ func (e *Engine) poll(ctx context.Context, pr store.PollRow) error {
 		}
 		runs = append(runs, r)
 	}
-	next := e.store.Now().Add(every)
+	next := due.Add(every)
+	if now := e.store.Now(); next.Before(now) {
+		next = now // far behind (the node was down): once now, not a burst
+	}
 	err = e.store.Submit(ctx, func(tx *store.Tx) error {
 		moved, err := tx.MovePoll(ctx, pr, next, state, "")
 		if err != nil {
