@@ -40,9 +40,11 @@ var errTaken = errors.New("taken by another node")
 func (e *Engine) polls(ctx context.Context, done chan<- struct{}) {
 	dueLoop(ctx, e, done, dueWork[store.PollRow]{
 		what: "polls", max: maxPolling,
-		list: func(ctx context.Context) ([]store.PollRow, error) { return e.store.DuePolls(ctx, e.store.Now(), duePollsPerLook) },
-		key:  func(pr store.PollRow) [2]string { return [2]string{pr.FlowID, pr.ComponentID} },
-		run:  e.poll,
+		list: func(ctx context.Context) ([]store.PollRow, error) {
+			return e.store.DuePolls(ctx, e.store.Now(), duePollsPerLook)
+		},
+		key: func(pr store.PollRow) [2]string { return [2]string{pr.FlowID, pr.ComponentID} },
+		run: e.poll,
 	})
 }
 
