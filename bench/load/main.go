@@ -4,6 +4,7 @@
 // same way on the same machine.
 //
 //	go run ./bench/load [-scenario webhook|appevents|steps] [-c 32,64] [-d 10s] [-pg postgres://...]
+//	go run ./bench/load -scenario polls [-flows 5000] [-poll-interval 5s,10s] [-d 60s] [-pg postgres://...]
 //
 // See bench/README.md for the flags and the meaning of each column.
 package main
@@ -35,12 +36,24 @@ type config struct {
 	skipBaseline  bool
 	skipPlugboard bool
 	jsonOnly      bool
+
+	// scenario polls
+	flows         int
+	pollIntervals []time.Duration
+	itemEvery     int
 }
 
 func main() {
 	if len(os.Args) > 1 && os.Args[1] == baselineCommand {
 		if err := serveBaseline(); err != nil {
 			fmt.Fprintln(os.Stderr, "baseline server:", err)
+			os.Exit(1)
+		}
+		return
+	}
+	if len(os.Args) > 1 && os.Args[1] == baselinePollerCommand {
+		if err := serveBaselinePoller(os.Args[2:]); err != nil {
+			fmt.Fprintln(os.Stderr, "baseline poller:", err)
 			os.Exit(1)
 		}
 		return
@@ -70,10 +83,13 @@ func parseFlags(args []string, output io.Writer) (config, error) {
 		fmt.Fprintln(output, "\nFlags:")
 		fs.PrintDefaults()
 	}
-	var cfg config
-	scen := fs.String("scenario", string(scenarioWebhook), "what Plugboard runs: `name` webhook, appevents or steps (see bench/README.md)")
+	var (
+		cfg         config
+		durationSet bool
+	)
+	scen := fs.String("scenario", string(scenarioWebhook), "what Plugboard runs: `name` webhook, appevents, steps or polls (see bench/README.md)")
 	conc := fs.String("c", "64", "concurrent `workers`; a comma-separated list (32,64) runs each in turn")
-	fs.DurationVar(&cfg.duration, "d", 10*time.Second, "measured load `duration` per run")
+	fs.DurationVar(&cfg.duration, "d", 10*time.Second, "measured load `duration` per run (60s with -scenario polls)")
 	fs.DurationVar(&cfg.warmup, "warmup", time.Second, "warm-up before the measured window (not counted)")
 	fs.DurationVar(&cfg.drainTimeout, "drain-timeout", 120*time.Second, "how long to wait for every accepted message to be delivered")
 	fs.StringVar(&cfg.pgURL, "pg", "", "PostgreSQL `URL`: run Plugboard on PostgreSQL (in a fresh schema) instead of SQLite")
@@ -81,9 +97,17 @@ func parseFlags(args []string, output io.Writer) (config, error) {
 	fs.BoolVar(&cfg.skipBaseline, "skip-baseline", false, "do not run the baseline")
 	fs.BoolVar(&cfg.skipPlugboard, "skip-plugboard", false, "run only the baseline")
 	fs.BoolVar(&cfg.jsonOnly, "json", false, "print only one JSON line per run")
+	fs.IntVar(&cfg.flows, "flows", 5000, "polls: running flows, each with a polling trigger")
+	every := fs.String("poll-interval", "5s", "polls: every trigger's poll `interval`; a list (5s,30s) runs each in turn")
+	fs.IntVar(&cfg.itemEvery, "item-every", 100, "polls: one poll in `n` finds a new item, which starts a run (0: never)")
 	if err := fs.Parse(args); err != nil {
 		return config{}, err
 	}
+	fs.Visit(func(f *flag.Flag) {
+		if f.Name == "d" {
+			durationSet = true
+		}
+	})
 	if fs.NArg() > 0 {
 		return config{}, fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
@@ -93,6 +117,12 @@ func parseFlags(args []string, output io.Writer) (config, error) {
 	}
 	if cfg.concurrency, err = parseConcurrency(*conc); err != nil {
 		return config{}, err
+	}
+	if cfg.pollIntervals, err = parseIntervals(*every); err != nil {
+		return config{}, err
+	}
+	if cfg.scenario == scenarioPolls && !durationSet {
+		cfg.duration = 60 * time.Second // several polls of every flow
 	}
 	return cfg, cfg.validate()
 }
@@ -107,6 +137,10 @@ func (c config) validate() error {
 		return fmt.Errorf("-drain-timeout must be positive, got %s", c.drainTimeout)
 	case c.skipBaseline && c.skipPlugboard:
 		return errors.New("-skip-baseline and -skip-plugboard leave nothing to run")
+	case c.flows < 1:
+		return fmt.Errorf("-flows must be positive, got %d", c.flows)
+	case c.itemEvery < 0:
+		return fmt.Errorf("-item-every must not be negative, got %d", c.itemEvery)
 	}
 	return nil
 }
@@ -120,6 +154,19 @@ func parseConcurrency(s string) ([]int, error) {
 			return nil, fmt.Errorf("-c: %q is not a positive number of workers", field)
 		}
 		out = append(out, n)
+	}
+	return out, nil
+}
+
+// parseIntervals reads "5s" or "5s,30s,1m".
+func parseIntervals(s string) ([]time.Duration, error) {
+	var out []time.Duration
+	for field := range strings.SplitSeq(s, ",") {
+		d, err := time.ParseDuration(strings.TrimSpace(field))
+		if err != nil || d <= 0 {
+			return nil, fmt.Errorf("-poll-interval: %q is not a positive duration", field)
+		}
+		out = append(out, d)
 	}
 	return out, nil
 }
@@ -147,6 +194,35 @@ func run(ctx context.Context, cfg config, logger *slog.Logger, stdout io.Writer)
 	}
 
 	var results []Result
+	if cfg.scenario == scenarioPolls {
+		results = runPollScenario(ctx, cfg, bin, work, logger)
+	} else {
+		results = runLoads(ctx, cfg, bin, work, logger)
+	}
+
+	if !cfg.jsonOnly {
+		writeTable(stdout, cfg.scenario, results)
+		fmt.Fprintln(stdout)
+	}
+	if err := writeJSONLines(stdout, results); err != nil {
+		logger.Error("writing results", slog.Any("err", err))
+		return 1
+	}
+	for _, r := range results {
+		if r.Error != "" {
+			return 1
+		}
+	}
+	if ctx.Err() != nil {
+		return 1
+	}
+	return 0
+}
+
+// runLoads runs, at each concurrency in turn, the baseline and then the
+// scenario's Plugboard runs, all loaded with requests.
+func runLoads(ctx context.Context, cfg config, bin, work string, logger *slog.Logger) []Result {
+	var results []Result
 	for _, c := range cfg.concurrency {
 		var baseline *Result
 		if !cfg.skipBaseline {
@@ -168,22 +244,5 @@ func run(ctx context.Context, cfg config, logger *slog.Logger, stdout io.Writer)
 			break
 		}
 	}
-
-	if !cfg.jsonOnly {
-		writeTable(stdout, cfg.scenario, results)
-		fmt.Fprintln(stdout)
-	}
-	if err := writeJSONLines(stdout, results); err != nil {
-		logger.Error("writing results", slog.Any("err", err))
-		return 1
-	}
-	for _, r := range results {
-		if r.Error != "" {
-			return 1
-		}
-	}
-	if ctx.Err() != nil {
-		return 1
-	}
-	return 0
+	return results
 }

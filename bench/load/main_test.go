@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestParseConcurrency(t *testing.T) {
@@ -41,7 +42,10 @@ func TestParseFlagsRejects(t *testing.T) {
 		{[]string{"-drain-timeout", "0s"}, "-drain-timeout must be positive"},
 		{[]string{"-skip-baseline", "-skip-plugboard"}, "nothing to run"},
 		{[]string{"extra"}, "unexpected argument"},
-		{[]string{"-scenario", "fanout"}, `-scenario: "fanout" is not one of webhook, appevents, steps`},
+		{[]string{"-scenario", "fanout"}, `-scenario: "fanout" is not one of webhook, appevents, steps, polls`},
+		{[]string{"-scenario", "polls", "-flows", "0"}, "-flows must be positive"},
+		{[]string{"-scenario", "polls", "-poll-interval", "5s,0s"}, `-poll-interval: "0s" is not a positive duration`},
+		{[]string{"-scenario", "polls", "-item-every", "-1"}, "-item-every must not be negative"},
 	}
 	for _, tt := range tests {
 		_, err := parseFlags(tt.args, io.Discard)
@@ -61,6 +65,7 @@ func TestParseScenario(t *testing.T) {
 		{in: "webhook", want: scenarioWebhook},
 		{in: "appevents", want: scenarioAppEvents},
 		{in: "steps", want: scenarioSteps},
+		{in: "polls", want: scenarioPolls},
 		{in: "", wantErr: true},
 		{in: "Steps", wantErr: true},
 		{in: "app-events", wantErr: true},
@@ -82,11 +87,35 @@ func TestParseFlagsScenario(t *testing.T) {
 		{nil, scenarioWebhook},
 		{[]string{"-scenario", "appevents", "-c", "16"}, scenarioAppEvents},
 		{[]string{"-scenario=steps"}, scenarioSteps},
+		{[]string{"-scenario", "polls"}, scenarioPolls},
 	}
 	for _, tt := range tests {
 		cfg, err := parseFlags(tt.args, io.Discard)
 		if err != nil || cfg.scenario != tt.want {
 			t.Errorf("parseFlags(%q) scenario = %q, %v; want %q", tt.args, cfg.scenario, err, tt.want)
 		}
+	}
+}
+
+func TestParseFlagsPolls(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		args      []string
+		duration  time.Duration
+		intervals []time.Duration
+	}{
+		{[]string{"-scenario", "polls"}, 60 * time.Second, []time.Duration{5 * time.Second}},
+		{[]string{"-scenario", "polls", "-d", "20s", "-poll-interval", "5s, 1m"}, 20 * time.Second, []time.Duration{5 * time.Second, time.Minute}},
+		{nil, 10 * time.Second, []time.Duration{5 * time.Second}},
+	}
+	for _, tt := range tests {
+		cfg, err := parseFlags(tt.args, io.Discard)
+		if err != nil || cfg.duration != tt.duration || !slices.Equal(cfg.pollIntervals, tt.intervals) {
+			t.Errorf("parseFlags(%q) = -d %s, intervals %v, %v; want %s, %v", tt.args, cfg.duration, cfg.pollIntervals, err, tt.duration, tt.intervals)
+		}
+	}
+	cfg, err := parseFlags([]string{"-scenario", "polls"}, io.Discard)
+	if err != nil || cfg.flows != 5000 || cfg.itemEvery != 100 {
+		t.Errorf("polls defaults: %d flows, an item every %d polls, %v; want 5000, 100", cfg.flows, cfg.itemEvery, err)
 	}
 }

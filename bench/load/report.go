@@ -49,6 +49,8 @@ type Result struct {
 	Note               string   `json:"note,omitempty"`               // what the run's flow held, when it varies
 	StopError          string   `json:"stopError,omitempty"`          // SIGTERM did not end the server cleanly
 	Error              string   `json:"error,omitempty"`              // the run could not be completed
+
+	Polls *pollFigures `json:"polls,omitempty"` // scenario polls: its own figures
 }
 
 func (r *Result) addLoad(s loadStats) {
@@ -188,6 +190,8 @@ func (s scenario) columns() []column {
 	vsBaseline := column{"× baseline", false, f("%.2f", func(r Result) *float64 { return r.VsBaseline })}
 
 	switch s {
+	case scenarioPolls:
+		return pollColumns()
 	case scenarioAppEvents:
 		cols := []column{target, conc,
 			{"events/s", false, figure("%.0f", func(r Result) float64 { return r.AcceptedPerSec })},
@@ -251,6 +255,12 @@ func writeTable(w io.Writer, s scenario, results []Result) {
 		name := fmt.Sprintf("%s c=%d", r.Target, r.Concurrency)
 		if r.Steps != nil {
 			name += fmt.Sprintf(" steps=%d", *r.Steps)
+		}
+		if r.Polls != nil {
+			name = fmt.Sprintf("%s every %gs", r.Target, r.Polls.IntervalS)
+			for _, n := range pollNotes(r) {
+				notes = append(notes, name+": "+n)
+			}
 		}
 		if r.Note != "" {
 			notes = append(notes, name+": "+r.Note)

@@ -24,9 +24,12 @@ const (
 	// scenarioSteps: webhooks into a flow with stepsCount non-I/O steps
 	// before the call, and into one with none, to price one step.
 	scenarioSteps scenario = "steps"
+	// scenarioPolls: many flows whose connector trigger polls an API in
+	// the load tool, against a plain Go poller (see polls.go).
+	scenarioPolls scenario = "polls"
 )
 
-var scenarios = []scenario{scenarioWebhook, scenarioAppEvents, scenarioSteps}
+var scenarios = []scenario{scenarioWebhook, scenarioAppEvents, scenarioSteps, scenarioPolls}
 
 const (
 	appEventName  = "bench-event"
