@@ -99,9 +99,6 @@ func (s *Server) delivery(w http.ResponseWriter, r *http.Request, target hookTar
 		}
 		return err
 	}
-	if ids == nil {
-		ids = []string{}
-	}
 	return writeJSON(w, http.StatusAccepted, map[string][]string{"correlationIds": ids})
 }
 

@@ -55,22 +55,49 @@ func (e *Engine) Accept(ctx context.Context, ev Event) (string, error) {
 var errStaleFlow = errors.New("flow changed")
 
 func (e *Engine) accept(ctx context.Context, cf *cachedFlow, ev Event) (string, error) {
-	r, err := e.prepare(ctx, cf, ev)
+	ids, err := e.acceptAll(ctx, cf, []Event{ev})
 	if err != nil {
 		return "", err
 	}
-	err = e.store.Submit(ctx, func(tx *store.Tx) error {
-		if err := r.check(ctx, tx); err != nil {
+	return ids[0], nil
+}
+
+// acceptAll starts a run per event, all of one flow, in one transaction,
+// and returns their correlation ids.
+func (e *Engine) acceptAll(ctx context.Context, cf *cachedFlow, evs []Event) ([]string, error) {
+	if len(evs) == 0 {
+		return []string{}, nil
+	}
+	runs := make([]*pendingRun, 0, len(evs))
+	for _, ev := range evs {
+		r, err := e.prepare(ctx, cf, ev)
+		if err != nil {
+			e.abandonAll(runs)
+			return nil, err
+		}
+		runs = append(runs, r)
+	}
+	err := e.store.Submit(ctx, func(tx *store.Tx) error {
+		if err := runs[0].check(ctx, tx); err != nil {
 			return err
 		}
-		return r.write(ctx, tx)
+		for _, r := range runs {
+			if err := r.write(ctx, tx); err != nil {
+				return err
+			}
+		}
+		return nil
 	})
 	if err != nil {
-		e.abandon(r)
-		return "", err
+		e.abandonAll(runs)
+		return nil, err
 	}
-	e.started(r)
-	return r.meta.correlationID, nil
+	ids := make([]string, len(runs))
+	for i, r := range runs {
+		e.started(r)
+		ids[i] = r.meta.correlationID
+	}
+	return ids, nil
 }
 
 // pendingRun is a trigger event routed through its flow: the logs and jobs

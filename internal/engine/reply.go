@@ -122,15 +122,8 @@ func (w *Waiter) take(ctx context.Context) (store.WebhookReply, error) {
 // before the run starts (a webhook that waits for its reply).
 func NewCorrelationID() string { return newID() }
 
-// TriggerProperties returns the constant properties of a trigger of a flow
-// (a webhook's mode, say), from the flow as this node last compiled it.
-func (e *Engine) TriggerProperties(ctx context.Context, flowID, componentID string) (map[string]any, error) {
-	_, props, err := e.Trigger(ctx, flowID, componentID)
-	return props, err
-}
-
-// Trigger returns a trigger of a flow and its constant properties, from
-// the flow as this node last compiled it.
+// Trigger returns a trigger of a flow and its constant properties (a
+// webhook's mode, say), from the flow as this node last compiled it.
 func (e *Engine) Trigger(ctx context.Context, flowID, componentID string) (component.Component, map[string]any, error) {
 	cf, err := e.flows.recent(ctx, flowID)
 	if err != nil {

@@ -344,7 +344,11 @@ func (e *Engine) AcceptDelivery(ctx context.Context, d Delivery) ([]string, erro
 		if len(items) > MaxPollItems {
 			return nil, fmt.Errorf("%w: %d items, more than %d", ErrBadDelivery, len(items), MaxPollItems)
 		}
-		ids, err := e.acceptAll(ctx, cf, d, items)
+		evs := make([]Event, len(items))
+		for i, it := range items {
+			evs[i] = Event{FlowID: d.FlowID, ComponentID: d.ComponentID, Output: it}
+		}
+		ids, err := e.acceptAll(ctx, cf, evs)
 		if errors.Is(err, errStaleFlow) || errors.Is(err, ErrFlowNotRunning) {
 			e.flows.forget(d.FlowID)
 		}
@@ -353,40 +357,4 @@ func (e *Engine) AcceptDelivery(ctx context.Context, d Delivery) ([]string, erro
 		}
 	}
 	return nil, fmt.Errorf("accepting delivery: flow %s keeps changing", d.FlowID)
-}
-
-// acceptAll starts a run per item in one transaction.
-func (e *Engine) acceptAll(ctx context.Context, cf *cachedFlow, d Delivery, items []any) ([]string, error) {
-	runs := make([]*pendingRun, 0, len(items))
-	for _, it := range items {
-		r, err := e.prepare(ctx, cf, Event{FlowID: d.FlowID, ComponentID: d.ComponentID, Output: it})
-		if err != nil {
-			e.abandonAll(runs)
-			return nil, err
-		}
-		runs = append(runs, r)
-	}
-	err := e.store.Submit(ctx, func(tx *store.Tx) error {
-		if len(runs) > 0 {
-			if err := runs[0].check(ctx, tx); err != nil {
-				return err
-			}
-		}
-		for _, r := range runs {
-			if err := r.write(ctx, tx); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		e.abandonAll(runs)
-		return nil, err
-	}
-	ids := make([]string, len(runs))
-	for i, r := range runs {
-		e.started(r)
-		ids[i] = r.meta.correlationID
-	}
-	return ids, nil
 }
