@@ -55,17 +55,19 @@ func (e *Engine) Accept(ctx context.Context, ev Event) (string, error) {
 var errStaleFlow = errors.New("flow changed")
 
 func (e *Engine) accept(ctx context.Context, cf *cachedFlow, ev Event) (string, error) {
-	ids, err := e.acceptAll(ctx, cf, []Event{ev})
+	ids, err := e.acceptAll(ctx, cf, []Event{ev}, nil)
 	if err != nil {
 		return "", err
 	}
 	return ids[0], nil
 }
 
-// acceptAll starts a run per event, all of one flow, in one transaction,
-// and returns their correlation ids.
-func (e *Engine) acceptAll(ctx context.Context, cf *cachedFlow, evs []Event) ([]string, error) {
-	if len(evs) == 0 {
+// acceptAll starts a run per event, all of one flow, in one submission,
+// and returns their correlation ids. guard, when set, runs first in that
+// submission (a poll or schedule moving on from what it read); its error
+// writes nothing. Nothing is written when no event needs it.
+func (e *Engine) acceptAll(ctx context.Context, cf *cachedFlow, evs []Event, guard func(tx *store.Tx) error) ([]string, error) {
+	if len(evs) == 0 && guard == nil {
 		return []string{}, nil
 	}
 	runs := make([]*pendingRun, 0, len(evs))
@@ -78,8 +80,16 @@ func (e *Engine) acceptAll(ctx context.Context, cf *cachedFlow, evs []Event) ([]
 		runs = append(runs, r)
 	}
 	err := e.store.Submit(ctx, func(tx *store.Tx) error {
-		if err := runs[0].check(ctx, tx); err != nil {
-			return err
+		if guard != nil {
+			if err := guard(tx); err != nil {
+				return err
+			}
+		}
+		if len(runs) > 0 {
+			// One flow: its stage and version are checked once.
+			if err := runs[0].check(ctx, tx); err != nil {
+				return err
+			}
 		}
 		for _, r := range runs {
 			if err := r.write(ctx, tx); err != nil {

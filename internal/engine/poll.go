@@ -127,60 +127,30 @@ func (e *Engine) poll(ctx context.Context, pr store.PollRow) error {
 		return e.pollFailed(ctx, pr, cf.head.OwnerID, every, err)
 	}
 
-	runs := make([]*pendingRun, 0, len(items))
-	abandon := func() {
-		for _, r := range runs {
-			e.abandon(r)
-		}
-	}
-	for _, item := range items {
-		r, err := e.prepare(ctx, cf, Event{FlowID: pr.FlowID, ComponentID: pr.ComponentID, Output: item})
-		if err != nil {
-			abandon()
-			e.unclaim(ctx, pr)
-			if errors.Is(err, ErrFlowNotRunning) {
-				e.flows.forget(pr.FlowID) // stopped, or the cache is behind a start
-				return nil
-			}
-			return fmt.Errorf("starting runs of poll: %w", err)
-		}
-		runs = append(runs, r)
+	evs := make([]Event, len(items))
+	for i, item := range items {
+		evs[i] = Event{FlowID: pr.FlowID, ComponentID: pr.ComponentID, Output: item}
 	}
 	next := due.Add(every)
 	if now := e.store.Now(); next.Before(now) {
 		next = now // far behind (the node was down): once now, not a burst
 	}
-	err = e.store.Submit(ctx, func(tx *store.Tx) error {
+	_, err = e.acceptAll(ctx, cf, evs, func(tx *store.Tx) error {
 		moved, err := tx.MovePoll(ctx, pr, next, state, "")
-		if err != nil {
-			return err
+		if err == nil && !moved {
+			err = errTaken
 		}
-		if !moved {
-			return errTaken
-		}
-		for _, r := range runs {
-			if err := r.check(ctx, tx); err != nil {
-				return err
-			}
-			if err := r.write(ctx, tx); err != nil {
-				return err
-			}
-		}
-		return nil
+		return err
 	})
 	if err != nil {
 		// Nothing of the poll was written: the state stays where it was,
 		// so the items come again with the next poll, at once.
-		abandon()
 		e.unclaim(ctx, pr)
 		if errors.Is(err, errStaleFlow) || errors.Is(err, ErrFlowNotRunning) {
-			e.flows.forget(pr.FlowID)
+			e.flows.forget(pr.FlowID) // stopped, or the cache is behind a start
 			return nil
 		}
-		return err
-	}
-	for _, r := range runs {
-		e.started(r)
+		return fmt.Errorf("recording poll: %w", err)
 	}
 	return nil
 }

@@ -18,9 +18,6 @@ const maxCatchUp = 1000
 // maxCatchUpScan bounds how many missed runs are counted.
 const maxCatchUpScan = 1_000_000
 
-// errRunTaken says another node fired a schedule's run first.
-var errRunTaken = errors.New("schedule run taken by another node")
-
 // schedules fires due core.Schedule runs until ctx ends. Every node runs
 // it; a run fires in the transaction that moves its schedule on from the
 // time that node read, so each fires once.
@@ -43,7 +40,7 @@ func (e *Engine) schedules(ctx context.Context, done chan<- struct{}) {
 		}
 		for _, sr := range rows {
 			err := e.tick(ctx, sr)
-			if err == nil || errors.Is(err, errRunTaken) || errors.Is(err, errStaleFlow) || errors.Is(err, ErrFlowNotRunning) || ctx.Err() != nil {
+			if err == nil || errors.Is(err, errTaken) || errors.Is(err, errStaleFlow) || errors.Is(err, ErrFlowNotRunning) || ctx.Err() != nil {
 				continue // done, or the flow changed: its schedules are planned anew
 			}
 			e.log.LogAttrs(ctx, slog.LevelWarn, "firing schedule", slog.String("flow", sr.FlowID),
@@ -131,29 +128,14 @@ func (e *Engine) tick(ctx context.Context, sr store.ScheduleRow) error {
 		"firedAt":     now.UTC().Format(timeFormat),
 		"skipped":     float64(skipped),
 	}
-	r, err := e.prepare(ctx, cf, Event{FlowID: sr.FlowID, ComponentID: sr.ComponentID, Output: out})
-	if err != nil {
-		return err
-	}
-	err = e.store.Submit(ctx, func(tx *store.Tx) error {
+	_, err = e.acceptAll(ctx, cf, []Event{{FlowID: sr.FlowID, ComponentID: sr.ComponentID, Output: out}}, func(tx *store.Tx) error {
 		moved, err := tx.MoveSchedule(ctx, sr.FlowID, sr.ComponentID, sr.NextRunAt, following)
-		if err != nil {
-			return err
+		if err == nil && !moved {
+			err = errTaken
 		}
-		if !moved {
-			return errRunTaken
-		}
-		if err := r.check(ctx, tx); err != nil {
-			return err
-		}
-		return r.write(ctx, tx)
-	})
-	if err != nil {
-		e.abandon(r)
 		return err
-	}
-	e.started(r)
-	return nil
+	})
+	return err
 }
 
 // timeFormat is how trigger outputs write times: RFC 3339, UTC, ms.

@@ -348,7 +348,7 @@ func (e *Engine) AcceptDelivery(ctx context.Context, d Delivery) ([]string, erro
 		for i, it := range items {
 			evs[i] = Event{FlowID: d.FlowID, ComponentID: d.ComponentID, Output: it}
 		}
-		ids, err := e.acceptAll(ctx, cf, evs)
+		ids, err := e.acceptAll(ctx, cf, evs, nil)
 		if errors.Is(err, errStaleFlow) || errors.Is(err, ErrFlowNotRunning) {
 			e.flows.forget(d.FlowID)
 		}
