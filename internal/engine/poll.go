@@ -57,8 +57,10 @@ func (e *Engine) poll(ctx context.Context, pr store.PollRow) error {
 		if !errors.As(err, &verr) {
 			return err
 		}
-		// The stored flow no longer compiles: most likely a connector it
-		// uses was removed. Its triggers fail each poll until it is back.
+		// The stored flow no longer compiles (a removed connector does not
+		// do that: its components become flow.Missing; a connector update
+		// that changed a component's properties can). Its triggers fail
+		// each poll until it is mended.
 		head, herr := e.store.FlowHead(ctx, pr.FlowID)
 		if herr != nil {
 			return herr
@@ -209,11 +211,6 @@ func brokenFlowError(verr *flow.ValidationError, id string) error {
 	for _, p := range verr.Problems {
 		if p.Component != id {
 			continue
-		}
-		if p.Field == "type" {
-			// The one problem that makes a stored flow stop compiling:
-			// the connector of its type was removed.
-			return fmt.Errorf("component type of %s is not installed: %s", id, p.Message)
 		}
 		own = append(own, p.Message)
 	}

@@ -242,7 +242,7 @@ func (e *Engine) capped(b json.RawMessage) string {
 		for cut > 0 && !utf8.RuneStart(b[cut]) {
 			cut--
 		}
-		return string(b[:cut]) + "…(truncated)"
+		return string(b[:cut]) + store.TruncatedSuffix
 	}
 	return string(b)
 }

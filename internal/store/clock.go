@@ -22,7 +22,6 @@ const clockSyncEvery = time.Minute
 type clock struct {
 	local  func() time.Time
 	offset atomic.Int64 // database minus local, in nanoseconds
-	synced atomic.Int64 // unix nanoseconds of the last measurement, local time
 }
 
 func newClock(local func() time.Time) *clock {
@@ -46,7 +45,6 @@ func (c *clock) sync(ctx context.Context, dbNow func(ctx context.Context) (time.
 	after := c.local()
 	mid := before.Add(after.Sub(before) / 2)
 	c.offset.Store(int64(db.Sub(mid)))
-	c.synced.Store(after.UnixNano())
 	return nil
 }
 

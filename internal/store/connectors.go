@@ -111,12 +111,9 @@ func (s *Store) RemoveInstalledConnector(ctx context.Context, name string) error
 
 // StopFlow stops a flow inside tx (a major connector update stops the
 // flows using it in the transaction that installs it).
+// The caller has read the flow running.
 func (tx *Tx) StopFlow(ctx context.Context, id string) error {
-	_, err := tx.q.exec(ctx, `UPDATE flows SET stage = $1, updated_at = $2 WHERE id = $3`, StageStopped, tx.store.nowMS(), id)
-	if err != nil {
-		return fmt.Errorf("stopping flow %s: %w", id, err)
-	}
-	return tx.recheckSubscriptions(ctx, id)
+	return tx.setStage(ctx, id, StageRunning, StageStopped)
 }
 
 // ComponentUsage is a flow that uses a component type or connector.

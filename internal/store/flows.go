@@ -227,29 +227,37 @@ func (s *Store) SetFlowStageThen(ctx context.Context, ownerID, id, stage string,
 		if err != nil {
 			return fmt.Errorf("setting stage of flow %s: %w", id, notFound(err))
 		}
-		if _, err := tx.q.exec(ctx, `UPDATE flows SET stage = $1, updated_at = $2 WHERE id = $3`, stage, s.nowMS(), id); err != nil {
-			return fmt.Errorf("setting stage of flow %s: %w", id, err)
-		}
-		if stage == StageRunning && was != StageRunning {
-			if _, err := tx.q.exec(ctx, `UPDATE schedules SET next_run_at = NULL WHERE flow_id = $1`, id); err != nil {
-				return fmt.Errorf("planning schedules of flow %s: %w", id, err)
-			}
-			// Polls resume at once and keep their state: items seen
-			// before the stop are not emitted again.
-			if _, err := tx.q.exec(ctx, `UPDATE polls SET next_poll_at = NULL WHERE flow_id = $1`, id); err != nil {
-				return fmt.Errorf("resuming polls of flow %s: %w", id, err)
-			}
-		}
-		if stage != was {
-			if err := tx.recheckSubscriptions(ctx, id); err != nil {
-				return err
-			}
+		if err := tx.setStage(ctx, id, was, stage); err != nil {
+			return err
 		}
 		if then != nil {
 			return then(tx, was)
 		}
 		return nil
 	})
+}
+
+// setStage moves flow id from stage was to stage, with what a change of
+// stage implies: a start plans its schedules anew and polls at once; any
+// change makes its subscriptions due.
+func (tx *Tx) setStage(ctx context.Context, id, was, stage string) error {
+	if _, err := tx.q.exec(ctx, `UPDATE flows SET stage = $1, updated_at = $2 WHERE id = $3`, stage, tx.store.nowMS(), id); err != nil {
+		return fmt.Errorf("setting stage of flow %s: %w", id, err)
+	}
+	if stage == was {
+		return nil
+	}
+	if stage == StageRunning {
+		if _, err := tx.q.exec(ctx, `UPDATE schedules SET next_run_at = NULL WHERE flow_id = $1`, id); err != nil {
+			return fmt.Errorf("planning schedules of flow %s: %w", id, err)
+		}
+		// Polls resume at once and keep their state: items seen before
+		// the stop are not emitted again.
+		if _, err := tx.q.exec(ctx, `UPDATE polls SET next_poll_at = NULL WHERE flow_id = $1`, id); err != nil {
+			return fmt.Errorf("resuming polls of flow %s: %w", id, err)
+		}
+	}
+	return tx.recheckSubscriptions(ctx, id)
 }
 
 // DeleteFlow removes the owner's flow with its webhooks, app event

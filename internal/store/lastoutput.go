@@ -16,10 +16,10 @@ const RecentLogWindow = 1000
 // LastOutputs reads before giving up on finding a whole output.
 const lastOutputTries = 3
 
-// truncatedSuffix ends an input or output the engine cut to its size cap
+// TruncatedSuffix ends an input or output the engine cut to its size cap
 // (engine's capped). JSON text never ends with ')', so a whole output
 // cannot be mistaken for a cut one.
-const truncatedSuffix = "…(truncated)"
+const TruncatedSuffix = "…(truncated)"
 
 // LastOutputs returns, for each of componentIDs that ran successfully
 // among the flow's RecentLogWindow newest invocation logs, the output of
@@ -70,7 +70,7 @@ func (s *Store) LastOutputs(ctx context.Context, flowID string, componentIDs []s
 			if err != nil {
 				return nil, err
 			}
-			if o == "" || strings.HasSuffix(o, truncatedSuffix) || !json.Valid([]byte(o)) {
+			if o == "" || strings.HasSuffix(o, TruncatedSuffix) || !json.Valid([]byte(o)) {
 				continue
 			}
 			out[comp] = json.RawMessage(o)

@@ -40,6 +40,15 @@ func TestAppEventTriggerType(t *testing.T) {
 	}
 }
 
+// TestScheduleTriggerType keeps the store's schedules on the component's
+// type.
+func TestScheduleTriggerType(t *testing.T) {
+	t.Parallel()
+	if core.ScheduleType != store.ScheduleTriggerType || (core.Schedule{}).Spec().Type != core.ScheduleType {
+		t.Fatalf("store plans %s, the component is %s", store.ScheduleTriggerType, core.ScheduleType)
+	}
+}
+
 func TestOnAppEventSample(t *testing.T) {
 	t.Parallel()
 	s, fromInstance := component.InstanceSample(core.OnAppEvent{}, map[string]any{
