@@ -433,6 +433,11 @@ func (m *Manifest) check(ps *problems) {
 			ps.add("/version", "%v", err)
 		}
 	}
+	if m.BaseURL != "" && !hasProblem(ps, "/baseUrl") {
+		if _, err := parseBaseURL(m.BaseURL); err != nil {
+			ps.add("/baseUrl", "%v", err)
+		}
+	}
 	if m.Icon != "" {
 		if strings.HasPrefix(m.Icon, "data:") {
 			if !iconDataURL.MatchString(m.Icon) {

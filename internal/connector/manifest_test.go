@@ -96,6 +96,28 @@ func TestParseManifestAcceptsTheExample(t *testing.T) {
 	}
 }
 
+// TestParseManifestChecksBaseURL: a baseUrl the runtime could not use is
+// refused when the package is checked, not when it is loaded.
+func TestParseManifestChecksBaseURL(t *testing.T) {
+	t.Parallel()
+	data, err := os.ReadFile(filepath.Join(exampleDir, "connector.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, base := range []string{"https://u:p@api.example.com", "https://exa mple.com", "https://api.example.com/v2?x=1", "ftp://x"} {
+		var m map[string]any
+		if err := json.Unmarshal(data, &m); err != nil {
+			t.Fatal(err)
+		}
+		m["baseUrl"] = base
+		raw, _ := json.Marshal(m)
+		_, err := connector.ParseManifest(raw)
+		if e := asError(t, err); !slices.ContainsFunc(e.Problems, func(p connector.Problem) bool { return p.Path == "/baseUrl" }) {
+			t.Errorf("baseUrl %q: %v, want a problem at /baseUrl", base, err)
+		}
+	}
+}
+
 // TestManifestSchemaIsServed: the schema handed out (for editors and the
 // back office) is JSON and names the fields a manifest must have.
 func TestManifestSchemaIsServed(t *testing.T) {

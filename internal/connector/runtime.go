@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/plugboard/plugboard/internal/component"
+	"github.com/plugboard/plugboard/internal/connectors/core"
 	"github.com/plugboard/plugboard/internal/mapping"
 	"github.com/plugboard/plugboard/internal/outbound"
 	"github.com/plugboard/plugboard/internal/script"
@@ -111,15 +112,12 @@ func (rt *Runtime) component(pkg *Package, c ComponentDef, spec component.Spec, 
 		spec.Kind = component.KindTrigger
 		return rt.subscriber(spec, c.Subscription, base)
 	case c.Script != "":
-		if c.Kind != KindAction {
-			return nil, errors.New("a script component must be an action")
-		}
 		spec.Kind, spec.InPorts, spec.IO = component.KindAction, []string{component.PortIn}, true
 		src, ok := pkg.Files[c.Script]
 		if !ok {
 			return nil, fmt.Errorf("the script %q is not in the package", c.Script)
 		}
-		return &scriptAction{rt: rt, spec: spec, src: string(src)}, nil
+		return &scriptAction{spec: spec, src: string(src), code: core.NewCodeWith(rt.sandbox())}, nil
 	}
 	return nil, errors.New("the component has none of http, polling, subscription or script")
 }
@@ -199,18 +197,13 @@ type compiledRequest struct {
 	hasBody                   bool
 	// base is the URL a path URL is joined to; nil without one.
 	base *url.URL
-	// isPath: the manifest writes the URL as a path, so whatever its
-	// placeholders give is joined to base (and never read as a URL of
-	// its own).
-	isPath bool
 	// next, when set, is the URL of a next page as the provider gave it
 	// (a Link header): sent as it is, never read as a template.
 	next string
 }
 
 func compileRequest(d RequestDef, base *url.URL) (*compiledRequest, error) {
-	r := &compiledRequest{method: strings.ToUpper(cmp.Or(d.Method, http.MethodGet)), hasBody: d.Body != nil, base: base,
-		isPath: strings.HasPrefix(d.URL, "/")}
+	r := &compiledRequest{method: strings.ToUpper(cmp.Or(d.Method, http.MethodGet)), hasBody: d.Body != nil, base: base}
 	var err error
 	if r.url, err = mapping.Compile(d.URL); err != nil {
 		return nil, fmt.Errorf("url: %w", err)
@@ -312,20 +305,12 @@ func (rt *Runtime) do(ctx context.Context, req *compiledRequest, scope map[strin
 	}
 	resp, err := rt.HTTP.Do(hr)
 	if err != nil {
-		err = fmt.Errorf("calling %s %s%s: %w", req.method, u.Host, u.Path, err)
-		if outbound.IsBlocked(err) {
-			return nil, component.Permanent(err) // retrying cannot reach it either
-		}
-		return nil, err
+		return nil, final(fmt.Errorf("calling %s %s%s: %w", req.method, u.Host, u.Path, err))
 	}
 	defer resp.Body.Close()
-	limit := cmp.Or(rt.MaxResponseBytes, 10<<20)
-	raw, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
+	raw, err := outbound.ReadBody(resp, rt.MaxResponseBytes)
 	if err != nil {
-		return nil, fmt.Errorf("reading answer of %s %s%s: %w", req.method, u.Host, u.Path, err)
-	}
-	if int64(len(raw)) > limit {
-		return nil, component.Permanent(fmt.Errorf("the answer of %s %s%s is larger than %d bytes", req.method, u.Host, u.Path, limit))
+		return nil, final(fmt.Errorf("reading answer of %s %s%s: %w", req.method, u.Host, u.Path, err))
 	}
 	r := &response{Status: resp.StatusCode, Headers: resp.Header, size: int64(len(raw)), url: u}
 	if len(raw) > 0 {
@@ -334,13 +319,21 @@ func (rt *Runtime) do(ctx context.Context, req *compiledRequest, scope map[strin
 		}
 	}
 	switch {
-	case resp.StatusCode == http.StatusRequestTimeout || resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode >= 500:
+	case resp.StatusCode >= 400 && outbound.RetryableStatus(resp.StatusCode):
 		return nil, &statusError{status: resp.StatusCode, msg: fmt.Sprintf("%s %s%s answered %d", req.method, u.Host, u.Path, resp.StatusCode)}
 	case resp.StatusCode >= 400:
 		return nil, component.Permanent(&statusError{status: resp.StatusCode,
 			msg: fmt.Sprintf("%s %s%s answered %d: %s", req.method, u.Host, u.Path, resp.StatusCode, snippet(raw))})
 	}
 	return r, nil
+}
+
+// final marks err permanent when trying again cannot mend it.
+func final(err error) error {
+	if outbound.IsFinal(err) {
+		return component.Permanent(err)
+	}
+	return err
 }
 
 // statusError is an answer with an error status.
@@ -351,11 +344,12 @@ type statusError struct {
 
 func (e *statusError) Error() string { return e.msg }
 
-// resolve makes the request's URL: when the manifest writes it as a path
-// (or it comes out as one), it is joined to the base URL and must stay
-// under it; anything else must be an absolute http(s) URL.
+// resolve makes the request's URL: a path (a URL the manifest writes
+// starting with "/" always comes out as one) is joined to the base URL and
+// must stay under it; anything else must be an absolute http(s) URL
+// ("//host" is neither).
 func (r *compiledRequest) resolve(raw string) (*url.URL, error) {
-	if r.isPath || (strings.HasPrefix(raw, "/") && !strings.HasPrefix(raw, "//")) {
+	if strings.HasPrefix(raw, "/") && !strings.HasPrefix(raw, "//") {
 		if r.base == nil {
 			return nil, ErrNeedsAccount
 		}
@@ -371,7 +365,8 @@ func (r *compiledRequest) resolve(raw string) (*url.URL, error) {
 // parseBaseURL reads a manifest's baseUrl.
 func parseBaseURL(raw string) (*url.URL, error) {
 	u, err := url.Parse(raw)
-	if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") || u.RawQuery != "" || u.Fragment != "" || u.User != nil {
+	if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") || u.RawQuery != "" || u.Fragment != "" || u.User != nil ||
+		strings.ContainsAny(raw, " \t\n") {
 		return nil, fmt.Errorf("baseUrl %q is not an absolute http or https URL without query, fragment or user", raw)
 	}
 	return u, nil
@@ -531,8 +526,9 @@ func (a *httpAction) Invoke(ctx context.Context, inv component.Invocation) ([]co
 			if err != nil || next.Host != r.url.Host || next.Scheme != r.url.Scheme {
 				return nil, component.Permanent(fmt.Errorf("%s: the next page link %q leaves the API's host", a.spec.Type, link))
 			}
-			req = &compiledRequest{method: req.method, url: req.url, headers: req.headers, query: req.query, body: req.body,
-				hasBody: req.hasBody, base: req.base, next: next.String()} // absolute: not isPath
+			nr := *req
+			nr.next = next.String()
+			req = &nr
 			extra = url.Values{} // the link carries its own query
 		}
 	}

@@ -2,22 +2,23 @@ package connector
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"maps"
 
 	"github.com/plugboard/plugboard/internal/component"
+	"github.com/plugboard/plugboard/internal/connectors/core"
 	"github.com/plugboard/plugboard/internal/script"
 )
 
-// scriptAction is a JavaScript module of a package, run in the same
-// sandbox as core.Code: the body of a function of input (the message) and
-// $ (the outputs of the components upstream, and the step's properties as
-// $.properties), whose return value is emitted.
+// scriptAction is a JavaScript module of a package, run as core.Code runs
+// its script (same sandbox, limits and error rules): the body of a
+// function of input (the message) and $ (the outputs of the components
+// upstream, and the step's properties as $.properties), whose return value
+// is emitted.
 type scriptAction struct {
-	rt   *Runtime
 	spec component.Spec
 	src  string
+	code *core.Code
 }
 
 var _ component.Action = (*scriptAction)(nil)
@@ -41,14 +42,10 @@ func (a *scriptAction) Invoke(ctx context.Context, inv component.Invocation) ([]
 	scope := make(map[string]any, len(inv.Scope)+1)
 	maps.Copy(scope, inv.Scope)
 	scope["properties"] = inv.Properties
-	out, err := a.rt.sandbox().Run(ctx, a.src, inv.Input, scope, script.DefaultTimeout)
+	inv.Scope, inv.Properties = scope, map[string]any{"code": a.src}
+	out, err := a.code.Invoke(ctx, inv)
 	if err != nil {
-		err = fmt.Errorf("%s: %w", a.spec.Type, err)
-		var se *script.Error
-		if errors.As(err, &se) && se.Permanent() {
-			return nil, component.Permanent(err)
-		}
-		return nil, err
+		return nil, fmt.Errorf("%s: %w", a.spec.Type, err)
 	}
-	return []component.Emit{{Port: component.PortOut, Value: out}}, nil
+	return out, nil
 }

@@ -3,6 +3,7 @@ package outbound
 import (
 	"errors"
 	"fmt"
+	"net/http"
 	"net/netip"
 )
 
@@ -136,4 +137,16 @@ func classify(ip netip.Addr) string {
 		return "reserved address"
 	}
 	return ""
+}
+
+// IsFinal reports whether an outbound call failed in a way that trying
+// again cannot mend: the address is refused, or the answer is too large.
+func IsFinal(err error) bool {
+	return IsBlocked(err) || errors.Is(err, ErrResponseTooLarge)
+}
+
+// RetryableStatus reports whether an error status may pass if the call is
+// made again: 408, 429 and 5xx. Other 4xx answers will not.
+func RetryableStatus(code int) bool {
+	return code == http.StatusRequestTimeout || code == http.StatusTooManyRequests || code >= 500
 }

@@ -70,7 +70,7 @@ func (h *HTTPRequest) Invoke(ctx context.Context, inv component.Invocation) ([]c
 	req = req.WithContext(ctx)
 	resp, err := h.client.Do(req)
 	if err != nil {
-		if outbound.IsBlocked(err) {
+		if outbound.IsFinal(err) {
 			return nil, component.Permanent(err)
 		}
 		return nil, fmt.Errorf("calling %s %s: %w", req.Method, redact(req.URL), unwrapURLError(err))
@@ -78,7 +78,11 @@ func (h *HTTPRequest) Invoke(ctx context.Context, inv component.Invocation) ([]c
 	defer resp.Body.Close()
 	raw, err := outbound.ReadBody(resp, h.maxBody)
 	if err != nil {
-		return nil, fmt.Errorf("reading answer of %s %s: %w", req.Method, redact(req.URL), err)
+		err = fmt.Errorf("reading answer of %s %s: %w", req.Method, redact(req.URL), err)
+		if outbound.IsFinal(err) {
+			return nil, component.Permanent(err) // as large next time
+		}
+		return nil, err
 	}
 	out := map[string]any{
 		"status":  resp.StatusCode,
@@ -86,7 +90,7 @@ func (h *HTTPRequest) Invoke(ctx context.Context, inv component.Invocation) ([]c
 		"body":    decodeBody(resp.Header.Get("Content-Type"), raw),
 	}
 	switch {
-	case resp.StatusCode == http.StatusRequestTimeout || resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode >= 500:
+	case resp.StatusCode >= 400 && outbound.RetryableStatus(resp.StatusCode):
 		return nil, fmt.Errorf("%s %s answered %d: %s", req.Method, redact(req.URL), resp.StatusCode, snippet(raw))
 	case resp.StatusCode >= 400:
 		return nil, component.Permanent(fmt.Errorf("%s %s answered %d: %s", req.Method, redact(req.URL), resp.StatusCode, snippet(raw)))

@@ -3,6 +3,7 @@ package core_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -63,6 +64,15 @@ func TestHTTPRequest(t *testing.T) {
 		if err == nil || component.IsPermanent(err) != c.permanent {
 			t.Errorf("status %d: err %v, permanent %v, want permanent %v", c.status, err, component.IsPermanent(err), c.permanent)
 		}
+	}
+	// An answer over the cap fails at once: it will be as large next time.
+	big := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = w.Write(make([]byte, 2<<20))
+	}))
+	defer big.Close()
+	if _, err := a.Invoke(context.Background(), component.Invocation{Properties: map[string]any{"url": big.URL}}); !component.IsPermanent(err) ||
+		!errors.Is(err, outbound.ErrResponseTooLarge) {
+		t.Errorf("an answer over the cap: %v, want a permanent ErrResponseTooLarge", err)
 	}
 	// Private addresses are refused unless allowed, and retrying won't help.
 	_, err = httpAction(t, false).Invoke(context.Background(), inv)
