@@ -218,11 +218,10 @@ func (s *Server) getConnector(w http.ResponseWriter, r *http.Request, _ principa
 			d.ACL = append(d.ACL, rule)
 		}
 	}
-	for i := len(e.versions) - 1; i >= 0; i-- {
-		v := e.versions[i]
+	for _, v := range e.versions {
 		d.Versions = append(d.Versions, connectorVersionInfo{Version: v.Version, Digest: v.Digest, PublishedAt: store.FromMillis(v.PublishedAt).Format(timeFormat)})
 	}
-	slices.SortStableFunc(d.Versions, func(a, b connectorVersionInfo) int {
+	slices.SortStableFunc(d.Versions, func(a, b connectorVersionInfo) int { // newest first
 		c, _ := connector.CompareVersions(b.Version, a.Version)
 		return c
 	})
@@ -272,9 +271,14 @@ func (s *Server) installConnector(w http.ResponseWriter, r *http.Request, _ prin
 		return problem(http.StatusConflict, "%s %s is installed; use update to change its version", name, e.installed)
 	}
 	version := cmp.Or(req.Version, e.latest.Version)
-	if err := s.store.InTx(r.Context(), func(tx *store.Tx) error { return tx.SetInstalledConnector(r.Context(), name, version) }); err != nil {
-		if errors.Is(err, store.ErrNotFound) {
+	// Installed only if still not installed: a concurrent install or
+	// update wins, and this one answers 409.
+	if err := s.store.InTx(r.Context(), func(tx *store.Tx) error { return tx.InstallConnector(r.Context(), name, version) }); err != nil {
+		switch {
+		case errors.Is(err, store.ErrNotFound):
 			return problem(http.StatusNotFound, "%s %s is not published", name, version)
+		case errors.Is(err, store.ErrConflict):
+			return problem(http.StatusConflict, "%s is installed; use update to change its version", name)
 		}
 		return err
 	}

@@ -429,12 +429,27 @@ func TestExampleConnector(t *testing.T) {
 				t.Fatalf("publish 1.2.1: %d %s", code, body)
 			}
 			e.do("POST", "/api/v1/connectors/acme-crm/update", e.admin, map[string]any{"version": "1.2.1"}, http.StatusOK, nil)
-			eventually(t, 10*time.Second, "1.2.1 in use", func() bool {
-				acme.add(map[string]any{"email": fmt.Sprintf("u%d@example.com", time.Now().UnixNano())})
-				time.Sleep(150 * time.Millisecond)
-				all := sink.bodies("/new")
-				return all[len(all)-1].(map[string]any)["source"] == "1.2.1"
-			})
+			// A poll under way as the update lands may still use 1.2.0: add
+			// contacts one at a time until one comes out as 1.2.1 does.
+			for try := 0; ; try++ {
+				if try == 5 {
+					t.Fatal("the polling trigger never used 1.2.1")
+				}
+				id := acme.add(map[string]any{"email": fmt.Sprintf("u%d@example.com", try)})["id"]
+				var out map[string]any
+				eventually(t, 10*time.Second, fmt.Sprintf("contact %v emitted", id), func() bool {
+					for _, b := range sink.bodies("/new") {
+						if m := b.(map[string]any); m["id"] == id {
+							out = m
+							return true
+						}
+					}
+					return false
+				})
+				if out["source"] == "1.2.1" {
+					break
+				}
+			}
 			seen := map[string]int{}
 			for _, b := range sink.bodies("/new") {
 				seen[b.(map[string]any)["id"].(string)]++

@@ -1,22 +1,16 @@
 package api_test
 
 import (
-	"context"
 	"encoding/json"
 	"net/http"
-	"net/http/httptest"
 	"reflect"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/plugboard/plugboard/internal/api"
 	"github.com/plugboard/plugboard/internal/component"
-	"github.com/plugboard/plugboard/internal/connectors/core"
-	"github.com/plugboard/plugboard/internal/engine"
 	"github.com/plugboard/plugboard/internal/mapping"
-	"github.com/plugboard/plugboard/internal/outbound"
 	"github.com/plugboard/plugboard/internal/store"
 	"github.com/plugboard/plugboard/internal/store/storetest"
 )
@@ -46,40 +40,10 @@ func (sampledTrigger) Sample(props map[string]any) any {
 	return map[string]any{"label": props["label"], "data": props["sample"]}
 }
 
-// newVariablesEnv is newEnv with the core components and sampledTrigger.
+// newVariablesEnv is newEnv with sampledTrigger registered too.
 func newVariablesEnv(t *testing.T, backend string) *env {
 	t.Helper()
-	ctx := context.Background()
-	st, err := store.Open(ctx, storetest.Config(t, backend))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = st.Close() })
-	comps := component.NewRegistry()
-	core.Register(comps, core.Deps{HTTP: outbound.NewClient(outbound.Options{AllowPrivate: true}), MaxResponseBytes: 1 << 20})
-	comps.Register(sampledTrigger{})
-	eng, err := engine.New(ctx, engine.Config{Store: st, Registry: comps, NodeID: "test", Workers: 8, FetchPollInterval: 10 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var handler http.Handler
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { handler.ServeHTTP(w, r) }))
-	a, err := api.New(api.Config{Store: st, Engine: eng, Registry: comps, PublicURL: srv.URL})
-	if err != nil {
-		t.Fatal(err)
-	}
-	handler = a.Handler()
-	a.SetReady(true)
-	if err := eng.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		srv.Close()
-		stopCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		_ = eng.Stop(stopCtx)
-	})
-	e := &env{t: t, store: st, srv: srv}
+	e := newNode(t, storetest.Config(t, backend), "test", func(r *component.Registry) { r.Register(sampledTrigger{}) })
 	if _, err := createAdmin(e); err != nil {
 		t.Fatal(err)
 	}

@@ -82,19 +82,36 @@ func (s *Store) InstalledConnectors(ctx context.Context) ([]InstalledConnector, 
 // tx (with whatever else the change does, such as stopping flows). The
 // version must have been published.
 func (tx *Tx) SetInstalledConnector(ctx context.Context, name, version string) error {
+	_, err := tx.installConnector(ctx, name, version,
+		`ON CONFLICT (name) DO UPDATE SET version = excluded.version, updated_at = excluded.updated_at`)
+	return err
+}
+
+// InstallConnector installs version of a connector that is not installed;
+// ErrConflict when it is (also when another install came first).
+func (tx *Tx) InstallConnector(ctx context.Context, name, version string) error {
+	n, err := tx.installConnector(ctx, name, version, `ON CONFLICT (name) DO NOTHING`)
+	if err == nil && n == 0 {
+		err = fmt.Errorf("installing %s %s: it is installed already: %w", name, version, ErrConflict)
+	}
+	return err
+}
+
+// installConnector writes the installed version of a published version,
+// resolving a conflict on the name as onConflict says.
+func (tx *Tx) installConnector(ctx context.Context, name, version, onConflict string) (int64, error) {
 	var one int
 	if err := tx.q.queryRow(ctx, `SELECT 1 FROM connector_versions WHERE name = $1 AND version = $2`, name, version).Scan(&one); err != nil {
-		return fmt.Errorf("installing %s %s: %w", name, version, notFound(err))
+		return 0, fmt.Errorf("installing %s %s: %w", name, version, notFound(err))
 	}
 	t := tx.store.nowMS()
-	_, err := tx.q.exec(ctx,
-		`INSERT INTO installed_connectors (name, version, installed_at, updated_at) VALUES ($1, $2, $3, $3)
-		 ON CONFLICT (name) DO UPDATE SET version = excluded.version, updated_at = excluded.updated_at`,
+	n, err := tx.q.exec(ctx,
+		`INSERT INTO installed_connectors (name, version, installed_at, updated_at) VALUES ($1, $2, $3, $3) `+onConflict,
 		name, version, t)
 	if err != nil {
-		return fmt.Errorf("installing %s %s: %w", name, version, err)
+		return 0, fmt.Errorf("installing %s %s: %w", name, version, err)
 	}
-	return nil
+	return n, nil
 }
 
 // RemoveInstalledConnector uninstalls name; its versions stay published.
