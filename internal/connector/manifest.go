@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/plugboard/plugboard/internal/mapping"
+	"github.com/plugboard/plugboard/internal/outbound"
 	"github.com/santhosh-tekuri/jsonschema/v6"
 	"github.com/santhosh-tekuri/jsonschema/v6/kind"
 )
@@ -434,7 +435,7 @@ func (m *Manifest) check(ps *problems) {
 		}
 	}
 	if m.BaseURL != "" && !hasProblem(ps, "/baseUrl") {
-		if _, err := parseBaseURL(m.BaseURL); err != nil {
+		if _, err := outbound.ParseBaseURL(m.BaseURL); err != nil {
 			ps.add("/baseUrl", "%v", err)
 		}
 	}

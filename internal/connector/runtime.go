@@ -11,7 +11,6 @@ import (
 	"maps"
 	"net/http"
 	"net/url"
-	"path"
 	"slices"
 	"strconv"
 	"strings"
@@ -55,7 +54,7 @@ func (rt *Runtime) Components(pkg *Package) ([]component.Component, error) {
 	var base *url.URL
 	if m.BaseURL != "" {
 		var err error
-		if base, err = parseBaseURL(m.BaseURL); err != nil {
+		if base, err = outbound.ParseBaseURL(m.BaseURL); err != nil {
 			return nil, err
 		}
 	}
@@ -353,62 +352,12 @@ func (r *compiledRequest) resolve(raw string) (*url.URL, error) {
 		if r.base == nil {
 			return nil, ErrNeedsAccount
 		}
-		return joinPath(r.base, raw)
+		return outbound.JoinPath(r.base, raw)
 	}
 	u, err := url.Parse(raw)
 	if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
 		return nil, fmt.Errorf("url %q is not an absolute http or https URL, nor a path starting with /", raw)
 	}
-	return u, nil
-}
-
-// parseBaseURL reads a manifest's baseUrl.
-func parseBaseURL(raw string) (*url.URL, error) {
-	u, err := url.Parse(raw)
-	if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") || u.RawQuery != "" || u.Fragment != "" || u.User != nil ||
-		strings.ContainsAny(raw, " \t\n") {
-		return nil, fmt.Errorf("baseUrl %q is not an absolute http or https URL without query, fragment or user", raw)
-	}
-	return u, nil
-}
-
-// joinPath joins p (which starts with "/", and may carry a query) to
-// base. The result must keep base's scheme, host and port and stay at or
-// below its path: "..", encoded slashes or dots that would climb out are
-// refused.
-func joinPath(base *url.URL, p string) (*url.URL, error) {
-	ref, err := url.Parse(p)
-	if err != nil {
-		return nil, fmt.Errorf("url path %q: %w", p, err)
-	}
-	if ref.Scheme != "" || ref.Host != "" || ref.User != nil {
-		return nil, fmt.Errorf("url path %q names a host", p)
-	}
-	decoded := ref.Path
-	escaped := strings.ToLower(ref.EscapedPath())
-	for _, bad := range []string{"%2f", "%5c", "%252e", "%252f", "%255c"} {
-		if strings.Contains(escaped, bad) {
-			return nil, fmt.Errorf("url path %q holds an encoded slash or dot", p)
-		}
-	}
-	if strings.Contains(decoded, "\\") {
-		return nil, fmt.Errorf("url path %q holds a backslash", p)
-	}
-	for _, seg := range strings.Split(decoded, "/") {
-		// Some servers read "..;x" as ".." (path parameters).
-		if name, _, params := strings.Cut(seg, ";"); params && (name == "." || name == "..") {
-			return nil, fmt.Errorf("url path %q holds a dot segment with parameters", p)
-		}
-	}
-	basePath := strings.TrimSuffix(base.Path, "/")
-	joined := path.Clean(basePath + "/" + strings.TrimPrefix(decoded, "/"))
-	if strings.HasSuffix(decoded, "/") && joined != "/" {
-		joined += "/"
-	}
-	if joined != basePath && !strings.HasPrefix(joined, basePath+"/") {
-		return nil, fmt.Errorf("url path %q leaves the API's base path %q", p, cmp.Or(basePath, "/"))
-	}
-	u := &url.URL{Scheme: base.Scheme, Host: base.Host, Path: joined, RawQuery: ref.RawQuery}
 	return u, nil
 }
 
