@@ -2,6 +2,7 @@
 //
 //	plugboard serve     run the server
 //	plugboard connector pack or publish a connector package
+//	plugboard vault     rotate the key that seals secrets
 //	plugboard version   print the version
 package main
 
@@ -33,6 +34,8 @@ func run(ctx context.Context, args []string) error {
 		return serve(ctx, args[1:])
 	case "connector":
 		return connectorCmd(ctx, args[1:], os.Stdout, os.Stderr)
+	case "vault":
+		return vaultCmd(ctx, args[1:], os.Stdout, os.Stderr)
 	case "version":
 		fmt.Printf("plugboard %s (%s %s/%s)\n", version, runtime.Version(), runtime.GOOS, runtime.GOARCH)
 		return nil
@@ -50,6 +53,7 @@ func usage() {
 Commands:
   serve     run the server (see "plugboard serve -h" for settings)
   connector pack or publish a connector package (see "plugboard connector help")
+  vault     rotate the key that seals secrets (see "plugboard vault help")
   version   print the version
 `)
 }

@@ -22,6 +22,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/plugboard/plugboard/internal/account"
 	"github.com/plugboard/plugboard/internal/api"
 	"github.com/plugboard/plugboard/internal/component"
 	"github.com/plugboard/plugboard/internal/connector"
@@ -47,9 +48,12 @@ type settings struct {
 	// interval: for load runs and tests, which cannot wait minutes.
 	pollInterval time.Duration
 	// secretKey is the vault key from PLUGBOARD_SECRET_KEY; nil uses the
-	// key file in the data directory. It has no flag, so that it never
-	// shows in a process list.
-	secretKey []byte
+	// key file in the data directory. oldSecretKeys, from
+	// PLUGBOARD_OLD_SECRET_KEYS, still open values sealed before a key
+	// rotation. They have no flags, so that they never show in a process
+	// list.
+	secretKey     []byte
+	oldSecretKeys [][]byte
 }
 
 func env(name, def string) string {
@@ -63,8 +67,7 @@ func parseSettings(args []string) (*settings, error) {
 	s := &settings{}
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.StringVar(&s.addr, "addr", env("PLUGBOARD_ADDR", "127.0.0.1:8080"), "listen address (PLUGBOARD_ADDR)")
-	fs.StringVar(&s.dataDir, "data-dir", env("PLUGBOARD_DATA_DIR", "./data"), "data directory (PLUGBOARD_DATA_DIR)")
-	fs.StringVar(&s.databaseURL, "database-url", env("PLUGBOARD_DATABASE_URL", ""), "postgres:// URL; empty uses SQLite in the data directory (PLUGBOARD_DATABASE_URL)")
+	s.storeFlags(fs)
 	fs.StringVar(&s.publicURL, "public-url", env("PLUGBOARD_PUBLIC_URL", ""), "base URL of webhook URLs; default http://<addr> (PLUGBOARD_PUBLIC_URL)")
 	allow := fs.String("allow-private-networks", env("PLUGBOARD_ALLOW_PRIVATE_NETWORKS", "false"), "let outbound calls reach loopback and private addresses (PLUGBOARD_ALLOW_PRIVATE_NETWORKS)")
 	fs.IntVar(&s.workers, "workers", 0, "steps run at once on this node; default 256 (PLUGBOARD_WORKERS)")
@@ -107,14 +110,34 @@ func parseSettings(args []string) (*settings, error) {
 	if s.nodeID == "" {
 		s.nodeID = defaultNodeID(s.dataDir)
 	}
-	if v, ok := os.LookupEnv(vault.EnvKey); ok {
-		if s.secretKey, err = vault.ParseKey(v); err != nil {
-			return nil, fmt.Errorf("%s %w", vault.EnvKey, err)
-		}
+	if err := s.readSecretKeys(); err != nil {
+		return nil, err
 	}
 	s.adminEmail = os.Getenv("PLUGBOARD_ADMIN_EMAIL")
 	s.adminPassword = os.Getenv("PLUGBOARD_ADMIN_PASSWORD")
 	return s, nil
+}
+
+// storeFlags defines the flags that say where the database and the key
+// file are; serve and vault read them alike.
+func (s *settings) storeFlags(fs *flag.FlagSet) {
+	fs.StringVar(&s.dataDir, "data-dir", env("PLUGBOARD_DATA_DIR", "./data"), "data directory (PLUGBOARD_DATA_DIR)")
+	fs.StringVar(&s.databaseURL, "database-url", env("PLUGBOARD_DATABASE_URL", ""), "postgres:// URL; empty uses SQLite in the data directory (PLUGBOARD_DATABASE_URL)")
+}
+
+// readSecretKeys reads the vault keys from the environment. Its errors
+// never repeat a key.
+func (s *settings) readSecretKeys() error {
+	var err error
+	if v, ok := os.LookupEnv(vault.EnvKey); ok {
+		if s.secretKey, err = vault.ParseKey(v); err != nil {
+			return fmt.Errorf("%s %w", vault.EnvKey, err)
+		}
+	}
+	if s.oldSecretKeys, err = vault.ParseKeys(os.Getenv(vault.EnvOldKeys)); err != nil {
+		return fmt.Errorf("%s: %w", vault.EnvOldKeys, err)
+	}
+	return nil
 }
 
 // defaultNodeID names this node after its host and data directory, so that
@@ -165,7 +188,7 @@ func serve(ctx context.Context, args []string) error {
 	}
 	defer st.Close()
 	// The key must open the database's secrets before anything reads one.
-	vlt, err := vault.Load(ctx, vault.Config{Key: cfg.secretKey, DataDir: cfg.dataDir, Store: st, Logger: log})
+	vlt, err := vault.Load(ctx, vault.Config{Key: cfg.secretKey, OldKeys: cfg.oldSecretKeys, DataDir: cfg.dataDir, Store: st, Logger: log})
 	if err != nil {
 		return err
 	}
@@ -185,16 +208,6 @@ func serve(ctx context.Context, args []string) error {
 	})
 	// One JavaScript sandbox for core.Code and connectors' scripts.
 	sandbox := script.New(script.Limits{})
-	core.Register(components, core.Deps{HTTP: client, MaxResponseBytes: 10 << 20, Replies: replies, Sandbox: sandbox})
-	installer := &connector.Installer{
-		Store: st, Registry: components, Log: log,
-		Runtime: &connector.Runtime{HTTP: client, MaxResponseBytes: 10 << 20, PollInterval: cfg.pollInterval, Sandbox: sandbox},
-	}
-	if err := installer.Sync(ctx); err != nil {
-		// The server still serves; the connector's flows fail until fixed.
-		log.LogAttrs(ctx, slog.LevelError, "loading installed connectors", slog.String("error", err.Error()))
-	}
-	go installer.Run(ctx, 5*time.Second)
 	sysHooks, err := syswebhook.New(syswebhook.Config{
 		Store: st, Vault: vlt, HTTP: outbound.NewClient(outbound.Options{AllowPrivate: cfg.allowPrivate}), Logger: log,
 	})
@@ -209,6 +222,24 @@ func serve(ctx context.Context, args []string) error {
 	if sealed > 0 {
 		log.LogAttrs(ctx, slog.LevelInfo, "sealed system webhook secrets stored in clear", slog.Int("count", sealed))
 	}
+	runtime := &connector.Runtime{HTTP: client, MaxResponseBytes: 10 << 20, PollInterval: cfg.pollInterval, Sandbox: sandbox}
+	installer := &connector.Installer{Store: st, Registry: components, Log: log, Runtime: runtime}
+	accounts, err := account.New(account.Config{
+		Store: st, Vault: vlt, HTTP: client, MaxResponseBytes: 10 << 20, Logger: log,
+		ConnectorAuth: installer.AccountAuth, PublicURL: strings.TrimRight(cfg.publicURL, "/"), Events: sysHooks,
+	})
+	if err != nil {
+		return err
+	}
+	runtime.Accounts = accounts
+	core.Register(components, core.Deps{
+		HTTP: client, MaxResponseBytes: 10 << 20, Replies: replies, Sandbox: sandbox, Accounts: connector.StepAccounts(accounts),
+	})
+	if err := installer.Sync(ctx); err != nil {
+		// The server still serves; the connector's flows fail until fixed.
+		log.LogAttrs(ctx, slog.LevelError, "loading installed connectors", slog.String("error", err.Error()))
+	}
+	go installer.Run(ctx, 5*time.Second)
 	eng, err := engine.New(ctx, engine.Config{
 		Store: st, Registry: components, Logger: log, Metrics: reg,
 		NodeID: cfg.nodeID, Workers: cfg.workers, JobTimeout: cfg.jobTimeout, RescueAfter: cfg.rescueAfter, LogRetention: cfg.logRetention,
@@ -218,9 +249,11 @@ func serve(ctx context.Context, args []string) error {
 		return err
 	}
 	sysHooks.Register(eng)
+	accounts.Register(eng)
+	accounts.Start(ctx)
 	srv, err := api.New(api.Config{
 		Store: st, Engine: eng, Registry: components, Logger: log, Metrics: reg, Gatherer: reg, PublicURL: cfg.publicURL,
-		Replies: replies, SystemWebhooks: sysHooks, Connectors: installer,
+		Replies: replies, SystemWebhooks: sysHooks, Connectors: installer, Accounts: accounts,
 	})
 	if err != nil {
 		return err
@@ -263,6 +296,10 @@ func serve(ctx context.Context, args []string) error {
 	}
 	if err := eng.Stop(shutdownCtx); err != nil {
 		log.LogAttrs(shutdownCtx, slog.LevelWarn, "engine shutdown", slog.String("error", err.Error()))
+	}
+	// The last uses' audit entries.
+	if err := accounts.Close(shutdownCtx); err != nil {
+		log.LogAttrs(shutdownCtx, slog.LevelWarn, "writing the account audit log", slog.String("error", err.Error()))
 	}
 	log.LogAttrs(context.Background(), slog.LevelInfo, "stopped")
 	return nil

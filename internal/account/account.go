@@ -10,6 +10,7 @@
 package account
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -19,7 +20,11 @@ import (
 	"net/url"
 	"time"
 
+	"github.com/google/uuid"
+	"golang.org/x/sync/singleflight"
+
 	"github.com/plugboard/plugboard/internal/engine"
+	"github.com/plugboard/plugboard/internal/outbound"
 	"github.com/plugboard/plugboard/internal/store"
 	"github.com/plugboard/plugboard/internal/vault"
 )
@@ -103,21 +108,69 @@ type Caller struct {
 type Service struct {
 	cfg Config
 	log *slog.Logger
-	// The rest is the implementation's (rate limiters, audit writer,
-	// refresh single-flight, ...).
+	// http is cfg.HTTP with a redirect policy that never leaves the
+	// account's origin (see sameOrigin).
+	http *http.Client
+	// limits holds the rate limiter of each account that has one.
+	limits limiters
+	// audit batches the uses of accounts.
+	audit *auditWriter
+	// results hands the answer of a wait=false request from the job's Run
+	// to its Record.
+	results resultStash
+	// refreshes joins the OAuth2 refreshes of one account on this node
+	// (keyed by account id), so only one runs at a time here; the store's
+	// refresh lease does the same across nodes.
+	refreshes singleflight.Group
 }
+
+// Defaults of zero Config fields.
+const (
+	defaultMaxResponseBytes   = 10 << 20
+	defaultTimeout            = 30 * time.Second
+	defaultMaxTimeout         = 5 * time.Minute
+	defaultAuditFlushInterval = 100 * time.Millisecond
+)
 
 // New makes a service. Start runs its audit writer.
 func New(cfg Config) (*Service, error) {
-	return nil, errors.New("not implemented")
+	if cfg.Store == nil || cfg.Vault == nil {
+		return nil, errors.New("account: Store and Vault are required")
+	}
+	if cfg.HTTP == nil {
+		cfg.HTTP = outbound.NewClient(outbound.Options{MaxResponseBytes: cfg.MaxResponseBytes})
+	}
+	if cfg.MaxResponseBytes <= 0 {
+		cfg.MaxResponseBytes = defaultMaxResponseBytes
+	}
+	cfg.Logger = cmp.Or(cfg.Logger, slog.New(slog.DiscardHandler))
+	cfg.DefaultTimeout = cmp.Or(cfg.DefaultTimeout, defaultTimeout)
+	cfg.MaxTimeout = cmp.Or(cfg.MaxTimeout, defaultMaxTimeout)
+	if cfg.DefaultTimeout < 0 || cfg.MaxTimeout < cfg.DefaultTimeout {
+		return nil, fmt.Errorf("account: DefaultTimeout (%s) must be positive and at most MaxTimeout (%s)", cfg.DefaultTimeout, cfg.MaxTimeout)
+	}
+	cfg.AuditFlushInterval = cmp.Or(cfg.AuditFlushInterval, defaultAuditFlushInterval)
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	client := *cfg.HTTP
+	client.CheckRedirect = sameOrigin(cfg.HTTP.CheckRedirect)
+	s := &Service{cfg: cfg, log: cfg.Logger, http: &client}
+	s.limits.m = map[string]*limiter{}
+	s.audit = newAuditWriter(cfg.Store, cfg.Logger)
+	return s, nil
 }
 
 // Start runs the background audit writer until ctx ends; Close flushes
 // what is buffered.
-func (s *Service) Start(ctx context.Context) {}
+func (s *Service) Start(ctx context.Context) {
+	go s.audit.run(ctx, s.cfg.AuditFlushInterval)
+}
 
 // Close writes the buffered audit entries.
-func (s *Service) Close(ctx context.Context) error { return nil }
+func (s *Service) Close(ctx context.Context) error {
+	return s.audit.flush(ctx)
+}
 
 // APIKey places an API key.
 type APIKey struct {
@@ -143,7 +196,8 @@ type Input struct {
 }
 
 // Patch changes an account (PATCH /api/v1/accounts/{id}): nil fields stay.
-// A new secret (token, password, apiKey.value) rotates it.
+// A new secret (token, password, apiKey.value) rotates it. Headers are
+// merged into the account's: a header with an empty value is removed.
 type Patch struct {
 	Name       *string            `json:"name,omitempty"`
 	Domain     *string            `json:"domain,omitempty"`
@@ -184,29 +238,177 @@ type View struct {
 // Create validates and stores a new account of c.UserID. Bad input is an
 // *InputError; nothing is stored then.
 func (s *Service) Create(ctx context.Context, c Caller, in Input) (*View, error) {
-	return nil, errors.New("not implemented")
+	var probs problems
+	var auth *ConnectorAuth
+	if in.Connector != "" {
+		var err error
+		if auth, err = s.connectorAuth(ctx, in.Connector); err != nil {
+			return nil, err
+		}
+		if auth == nil {
+			probs.add("/connector", fmt.Sprintf("connector %q is not installed or takes no account", in.Connector))
+		} else {
+			applyConnector(&probs, &in, auth)
+		}
+	} else if in.AuthType == AuthOAuth2 {
+		probs.add("/connector", "an oauth2 account is made for a connector")
+	}
+	strays(&probs, in)
+	if in.AuthType == AuthToken || in.AuthType == AuthOAuth2 {
+		in.AuthPrefix = cmp.Or(in.AuthPrefix, "Bearer")
+	}
+	a := &store.Account{
+		ID: newID(), OwnerID: c.UserID, Name: in.Name, AuthType: in.AuthType, Domain: in.Domain,
+		AuthPrefix: in.AuthPrefix, Username: in.Username, Connector: in.Connector,
+		RateLimit: in.RateLimit, Status: store.AccountActive,
+	}
+	sec := &secrets{Token: in.Token, Password: in.Password, Headers: in.Headers}
+	if in.APIKey != nil {
+		a.APIKeyIn, a.APIKeyName, sec.APIKey = in.APIKey.In, in.APIKey.Name, in.APIKey.Value
+	}
+	probs = append(probs, checkAccount(a, sec)...)
+	if err := probs.err(); err != nil {
+		return nil, err
+	}
+	if in.AuthType == AuthOAuth2 {
+		return s.createOAuth2(ctx, c, in, auth)
+	}
+	a.Hint = hint(mainSecret(a, sec))
+	a.Secret = s.seal(a.ID, sec)
+	if err := s.cfg.Store.CreateAccount(ctx, a); err != nil {
+		return nil, fmt.Errorf("storing account %s: %w", a.ID, err)
+	}
+	s.log.LogAttrs(ctx, slog.LevelInfo, "account created", slog.String("account", a.ID),
+		slog.String("owner", a.OwnerID), slog.String("authType", a.AuthType))
+	return s.view(a, sec), nil
+}
+
+// connectorAuth asks Config.ConnectorAuth for the auth of connector name;
+// nil when it is not installed.
+func (s *Service) connectorAuth(ctx context.Context, name string) (*ConnectorAuth, error) {
+	if s.cfg.ConnectorAuth == nil {
+		return nil, nil
+	}
+	auth, err := s.cfg.ConnectorAuth(ctx, name)
+	if err != nil {
+		return nil, fmt.Errorf("reading the auth of connector %s: %w", name, err)
+	}
+	if auth == nil || auth.Type == "" || auth.Type == "none" {
+		return nil, nil
+	}
+	return auth, nil
 }
 
 // Get returns account id if c may see it, else ErrNotFound.
 func (s *Service) Get(ctx context.Context, c Caller, id string) (*View, error) {
-	return nil, errors.New("not implemented")
+	a, err := s.loadAny(ctx, c, id)
+	if err != nil {
+		return nil, err
+	}
+	return s.viewOpened(ctx, a), nil
+}
+
+// viewOpened shows a with its secrets opened for the header names; a
+// secret that does not open (it should not happen: the key is checked at
+// start-up) is logged and shown as no headers.
+func (s *Service) viewOpened(ctx context.Context, a *store.Account) *View {
+	if a.Secret == "" {
+		return s.view(a, nil)
+	}
+	sec, err := s.open(a)
+	if err != nil {
+		s.log.LogAttrs(ctx, slog.LevelError, "opening account secrets", slog.String("account", a.ID), slog.String("error", err.Error()))
+		return s.view(a, nil)
+	}
+	return s.view(a, sec)
 }
 
 // List returns c's accounts (an admin's list holds every user's, or
 // those of ownerID when set), in id order after the cursor.
 func (s *Service) List(ctx context.Context, c Caller, ownerID string, withRevoked bool, after string, limit int) ([]*View, error) {
-	return nil, errors.New("not implemented")
+	if !c.Admin {
+		ownerID = c.UserID
+	}
+	if limit <= 0 || limit > maxListLimit {
+		limit = defaultListLimit
+	}
+	accounts, err := s.cfg.Store.ListAccounts(ctx, ownerID, withRevoked, after, limit)
+	if err != nil {
+		return nil, fmt.Errorf("listing accounts: %w", err)
+	}
+	views := make([]*View, 0, len(accounts))
+	for _, a := range accounts {
+		views = append(views, s.viewOpened(ctx, a))
+	}
+	return views, nil
 }
+
+// List page sizes.
+const (
+	defaultListLimit = 100
+	maxListLimit     = 1000
+)
 
 // Update applies p to account id.
 func (s *Service) Update(ctx context.Context, c Caller, id string, p Patch) (*View, error) {
-	return nil, errors.New("not implemented")
+	for try := 0; ; try++ {
+		a, err := s.loadAny(ctx, c, id)
+		if err != nil {
+			return nil, err
+		}
+		if a.Status == store.AccountRevoked {
+			return nil, usable(a)
+		}
+		sec, err := s.open(a)
+		if err != nil {
+			return nil, err
+		}
+		if err := applyPatch(a, sec, p); err != nil {
+			return nil, err
+		}
+		a.Hint = hint(mainSecret(a, sec))
+		a.Secret = s.seal(a.ID, sec)
+		err = s.cfg.Store.UpdateAccount(ctx, a)
+		if errors.Is(err, store.ErrConflict) && try == 0 {
+			continue // a token refresh landed meanwhile: apply p to it
+		}
+		if errors.Is(err, store.ErrNotFound) {
+			// Revoked meanwhile: say so.
+			a, lerr := s.loadAny(ctx, c, id)
+			if lerr != nil {
+				return nil, lerr
+			}
+			if uerr := usable(a); uerr != nil {
+				return nil, uerr
+			}
+		}
+		if err != nil {
+			return nil, fmt.Errorf("updating account %s: %w", id, err)
+		}
+		s.log.LogAttrs(ctx, slog.LevelInfo, "account updated", slog.String("account", a.ID), slog.String("by", c.UserID))
+		return s.view(a, sec), nil
+	}
 }
 
 // Revoke deletes account id's secret for good: every later use fails
 // with ErrRevoked.
 func (s *Service) Revoke(ctx context.Context, c Caller, id string) error {
-	return errors.New("not implemented")
+	a, err := s.loadAny(ctx, c, id)
+	if err != nil {
+		return err
+	}
+	if a.Status == store.AccountRevoked {
+		return fmt.Errorf("revoking account %s: already revoked: %w", id, ErrNotFound)
+	}
+	if err := s.cfg.Store.RevokeAccount(ctx, id, "revoked by "+c.UserID); err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			return fmt.Errorf("revoking account %s: %w", id, ErrNotFound)
+		}
+		return fmt.Errorf("revoking account %s: %w", id, err)
+	}
+	s.limits.forget(id)
+	s.log.LogAttrs(ctx, slog.LevelInfo, "account revoked", slog.String("account", id), slog.String("by", c.UserID))
+	return nil
 }
 
 // Request is one call through an account (POST
@@ -238,13 +440,21 @@ type Result struct {
 // its status. source says where the call comes from ("api",
 // "flow:<flowId>/<componentId>") for the audit log.
 func (s *Service) Do(ctx context.Context, c Caller, id string, req Request, source string) (*Result, error) {
-	return nil, errors.New("not implemented")
+	a, err := s.loadAny(ctx, c, id)
+	if err != nil {
+		return nil, err
+	}
+	return s.call(ctx, c.UserID, a, req, source)
 }
 
 // Enqueue checks req and stores it as a durable job; the job's outcome is
 // read with RequestResult.
 func (s *Service) Enqueue(ctx context.Context, c Caller, id string, req Request, source string) (string, error) {
-	return "", errors.New("not implemented")
+	a, err := s.load(ctx, c, id)
+	if err != nil {
+		return "", err
+	}
+	return s.enqueue(ctx, c, a, req, source)
 }
 
 // RequestView is a wait=false request and, once run, its outcome.
@@ -262,7 +472,11 @@ type RequestView struct {
 
 // RequestResult returns the wait=false request requestID of account id.
 func (s *Service) RequestResult(ctx context.Context, c Caller, id, requestID string) (*RequestView, error) {
-	return nil, errors.New("not implemented")
+	a, err := s.loadAny(ctx, c, id)
+	if err != nil {
+		return nil, err
+	}
+	return s.requestResult(ctx, a, requestID)
 }
 
 // Send is for connectors: build makes the request from the account's
@@ -272,12 +486,33 @@ func (s *Service) RequestResult(ctx context.Context, c Caller, id, requestID str
 // returns the answer, whose body the caller closes. When connector is set
 // the account must be one of that connector's.
 func (s *Service) Send(ctx context.Context, c Caller, id, connector, source string, build func(base *url.URL) (*http.Request, error)) (*http.Response, error) {
-	return nil, errors.New("not implemented")
+	a, err := s.loadAny(ctx, c, id)
+	if err != nil {
+		return nil, err
+	}
+	if connector != "" && a.Connector != connector {
+		return nil, fmt.Errorf("account %s is not an account of connector %s: %w", id, connector, ErrNotFound)
+	}
+	return s.send(ctx, c.UserID, a, source, build)
 }
 
 // Audit lists the uses of account id, newest first, before the cursor.
 func (s *Service) Audit(ctx context.Context, c Caller, id, before string, limit int) ([]*store.AccountAudit, error) {
-	return nil, errors.New("not implemented")
+	if _, err := s.loadAny(ctx, c, id); err != nil {
+		return nil, err
+	}
+	// The caller reads its own uses: write what is buffered first.
+	if err := s.audit.flush(ctx); err != nil {
+		s.log.LogAttrs(ctx, slog.LevelWarn, "writing account audit", slog.String("error", err.Error()))
+	}
+	if limit <= 0 || limit > maxListLimit {
+		limit = defaultListLimit
+	}
+	entries, err := s.cfg.Store.ListAccountAudit(ctx, id, before, limit)
+	if err != nil {
+		return nil, fmt.Errorf("listing the audit of account %s: %w", id, err)
+	}
+	return entries, nil
 }
 
 // KindName names the job kind of wait=false requests.
@@ -285,7 +520,9 @@ const KindName = "account-request"
 
 // Kind returns the job kind that runs wait=false requests; Register
 // gives it to the engine.
-func (s *Service) Kind() engine.Kind { return engine.Kind{} }
+func (s *Service) Kind() engine.Kind {
+	return engine.Kind{Name: KindName, Run: s.runJob, Record: s.recordJob}
+}
 
 // Register makes eng run wait=false requests.
 func (s *Service) Register(eng *engine.Engine) { eng.RegisterKind(s.Kind()) }
@@ -352,3 +589,133 @@ type secrets struct {
 	RefreshToken string `json:"refreshToken,omitempty"`
 	TokenType    string `json:"tokenType,omitempty"`
 }
+
+// loadAny loads account id if c may see it, whatever its status: a
+// missing account and another user's (for a caller who is not an admin)
+// are both ErrNotFound, so that existence is not revealed.
+func (s *Service) loadAny(ctx context.Context, c Caller, id string) (*store.Account, error) {
+	a, err := s.cfg.Store.Account(ctx, id)
+	if errors.Is(err, store.ErrNotFound) || (err == nil && !c.Admin && a.OwnerID != c.UserID) {
+		return nil, fmt.Errorf("loading account %s: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("loading account %s: %w", id, err)
+	}
+	return a, nil
+}
+
+// load loads an account c may use: ErrNotFound when it is missing or
+// another user's and c is not an admin; an error wrapping ErrRevoked
+// (saying when and why) when it was revoked, and one wrapping ErrInvalid
+// (with the reason) when its credentials stopped working.
+func (s *Service) load(ctx context.Context, c Caller, id string) (*store.Account, error) {
+	a, err := s.loadAny(ctx, c, id)
+	if err != nil {
+		return nil, err
+	}
+	if err := usable(a); err != nil {
+		return nil, err
+	}
+	return a, nil
+}
+
+// usable says why a cannot be used, or nil when it can.
+func usable(a *store.Account) error {
+	switch a.Status {
+	case store.AccountRevoked:
+		at := ""
+		if a.RevokedAt > 0 {
+			at = " at " + time.UnixMilli(a.RevokedAt).UTC().Format(time.RFC3339)
+		}
+		return fmt.Errorf("using account %s: %w%s (%s)", a.ID, ErrRevoked, at, cmp.Or(a.StatusReason, "no reason given"))
+	case store.AccountInvalid:
+		return fmt.Errorf("using account %s: %w: %s; reconnect it", a.ID, ErrInvalid, cmp.Or(a.StatusReason, "its credentials stopped working"))
+	}
+	return nil
+}
+
+// open opens the sealed secrets of a (the account id is the associated
+// data). A revoked account's are empty.
+func (s *Service) open(a *store.Account) (*secrets, error) {
+	sec := &secrets{}
+	if a.Secret == "" {
+		return sec, nil
+	}
+	b, err := s.cfg.Vault.Open(a.Secret, []byte(a.ID))
+	if err != nil {
+		return nil, fmt.Errorf("opening the secrets of account %s: %w", a.ID, err)
+	}
+	if err := json.Unmarshal(b, sec); err != nil {
+		// Not %w: a JSON error may quote the plaintext.
+		return nil, fmt.Errorf("opening the secrets of account %s: not a secrets document", a.ID)
+	}
+	return sec, nil
+}
+
+// seal seals the JSON of sec for account id.
+func (s *Service) seal(id string, sec *secrets) string {
+	b, _ := json.Marshal(sec) // strings and a map of strings: it cannot fail
+	return s.cfg.Vault.Seal(b, []byte(id))
+}
+
+// hint masks secret: "…" and its last four characters, or "…" alone for
+// a secret shorter than 12 characters (whose end would give too much
+// away); "" for no secret.
+func hint(secret string) string {
+	if secret == "" {
+		return ""
+	}
+	r := []rune(secret)
+	if len(r) < 12 {
+		return "…"
+	}
+	return "…" + string(r[len(r)-4:])
+}
+
+// mainSecret is the secret of a's auth type, which the hint masks.
+func mainSecret(a *store.Account, sec *secrets) string {
+	switch a.AuthType {
+	case AuthBasic:
+		return sec.Password
+	case AuthToken:
+		return sec.Token
+	case AuthAPIKey:
+		return sec.APIKey
+	case AuthOAuth2:
+		return sec.AccessToken
+	}
+	return ""
+}
+
+// view shows a without its secrets: the names of the extra headers with
+// masked values (none when sec is nil), the stored hint, where an API key
+// goes.
+func (s *Service) view(a *store.Account, sec *secrets) *View {
+	v := &View{
+		ID: a.ID, OwnerID: a.OwnerID, Name: a.Name, AuthType: a.AuthType, Domain: a.Domain,
+		Headers: map[string]string{}, AuthPrefix: a.AuthPrefix, Username: a.Username,
+		Connector: a.Connector, Hint: a.Hint, RateLimit: a.RateLimit, Status: a.Status,
+		StatusReason: a.StatusReason,
+		CreatedAt:    time.UnixMilli(a.CreatedAt).UTC(), UpdatedAt: time.UnixMilli(a.UpdatedAt).UTC(),
+	}
+	if sec != nil {
+		for name, value := range sec.Headers {
+			v.Headers[name] = cmp.Or(hint(value), "…")
+		}
+	}
+	if a.AuthType == AuthAPIKey {
+		v.APIKey = &APIKey{In: a.APIKeyIn, Name: a.APIKeyName}
+	}
+	if a.TokenExpiresAt > 0 {
+		t := time.UnixMilli(a.TokenExpiresAt).UTC()
+		v.TokenExpiresAt = &t
+	}
+	if a.RevokedAt > 0 {
+		t := time.UnixMilli(a.RevokedAt).UTC()
+		v.RevokedAt = &t
+	}
+	return v
+}
+
+// newID makes a time-ordered id (UUIDv7).
+func newID() string { return uuid.Must(uuid.NewV7()).String() }

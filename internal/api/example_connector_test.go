@@ -39,6 +39,8 @@ type acmeAPI struct {
 	// gate, when set, holds each subscribe request until it is closed;
 	// arrived is signalled as one arrives.
 	gate, arrived chan struct{}
+	// token, when set, is the bearer token every request must carry.
+	token string
 }
 
 func newAcmeAPI(t *testing.T) *acmeAPI {
@@ -115,9 +117,36 @@ func newAcmeAPI(t *testing.T) *acmeAPI {
 		a.unsubscribed = append(a.unsubscribed, id)
 		w.WriteHeader(http.StatusNoContent)
 	})
-	a.srv = httptest.NewServer(mux)
+	a.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		a.mu.Lock()
+		token := a.token
+		a.mu.Unlock()
+		if token != "" && r.Header.Get("Authorization") != "Bearer "+token {
+			http.Error(w, `{"error":"bad credentials"}`, http.StatusUnauthorized)
+			return
+		}
+		mux.ServeHTTP(w, r)
+	}))
 	t.Cleanup(a.srv.Close)
 	return a
+}
+
+// acmeToken is the API token of the Acme accounts the tests make.
+const acmeToken = "acme-test-token-0123456789"
+
+// requireAccount makes the Acme API refuse requests without the account's
+// token and stores that account for the admin: its id, which every step
+// of the connector that calls the API names.
+func (a *acmeAPI) requireAccount(t *testing.T, e *env) string {
+	t.Helper()
+	a.mu.Lock()
+	a.token = acmeToken
+	a.mu.Unlock()
+	var acc struct{ ID string }
+	e.do("POST", "/api/v1/accounts", e.admin, map[string]any{
+		"name": "acme", "authType": "token", "connector": "acme-crm", "domain": a.srv.URL, "token": acmeToken,
+	}, http.StatusCreated, &acc)
+	return acc.ID
 }
 
 func writeTestJSON(w http.ResponseWriter, v any) {
@@ -265,6 +294,7 @@ func TestExampleConnector(t *testing.T) {
 				t.Fatalf("publish: %d %s", code, body)
 			}
 			e.do("POST", "/api/v1/connectors/acme-crm/install", e.admin, map[string]any{"version": "1.2.0"}, http.StatusOK, nil)
+			acc := acme.requireAccount(t, e)
 			// An existing contact, which the polling trigger must not emit.
 			acme.add(map[string]any{"email": "old@example.com", "tags": []any{"vip"}})
 
@@ -274,10 +304,10 @@ func TestExampleConnector(t *testing.T) {
 				"name": "signup",
 				"components": map[string]any{
 					"hook": map[string]any{"type": "core.Webhook"},
-					"create": map[string]any{"type": "acme-crm.CreateContact", "properties": map[string]any{
+					"create": map[string]any{"type": "acme-crm.CreateContact", "properties": map[string]any{"account": acc,
 						"email": "{{ $.hook.body.email }}", "firstName": "{{ $.hook.body.first }}", "tags": []any{"vip"}}},
 					"score": map[string]any{"type": "acme-crm.ScoreContact", "properties": map[string]any{"contact": "{{ $.hook.body }}"}},
-					"list":  map[string]any{"type": "acme-crm.ListContacts", "properties": map[string]any{"tag": "vip"}},
+					"list":  map[string]any{"type": "acme-crm.ListContacts", "properties": map[string]any{"account": acc, "tag": "vip"}},
 					"out1":  toSink(sink.srv.URL, "/created", "{{ $.create }}"),
 					"out2":  toSink(sink.srv.URL, "/scored", "{{ $.score }}"),
 					"out3":  toSink(sink.srv.URL, "/listed", "{{ $.list }}"),
@@ -321,7 +351,7 @@ func TestExampleConnector(t *testing.T) {
 			poll := e.startFlow(e.admin, map[string]any{
 				"name": "new contacts",
 				"components": map[string]any{
-					"new": map[string]any{"type": "acme-crm.NewContact"},
+					"new": map[string]any{"type": "acme-crm.NewContact", "properties": map[string]any{"account": acc}},
 					"out": toSink(sink.srv.URL, "/new", "{{ $.new }}"),
 				},
 				"links": []map[string]any{{"from": "new", "to": "out"}},
@@ -355,7 +385,7 @@ func TestExampleConnector(t *testing.T) {
 			sub := e.startFlow(e.admin, map[string]any{
 				"name": "contact updates",
 				"components": map[string]any{
-					"updated": map[string]any{"type": "acme-crm.ContactUpdated"},
+					"updated": map[string]any{"type": "acme-crm.ContactUpdated", "properties": map[string]any{"account": acc}},
 					"out":     toSink(sink.srv.URL, "/updated", "{{ $.updated }}"),
 				},
 				"links": []map[string]any{{"from": "updated", "to": "out"}},
@@ -582,11 +612,12 @@ func TestSubscriptionChanges(t *testing.T) {
 				t.Fatalf("publish: %d %s", code, body)
 			}
 			e.do("POST", "/api/v1/connectors/acme-crm/install", e.admin, nil, http.StatusOK, nil)
+			acc := acme.requireAccount(t, e)
 			doc := func(event string, withTrigger bool) map[string]any {
 				comps := map[string]any{"hook": map[string]any{"type": "core.Webhook"}}
 				var links []map[string]any
 				if withTrigger {
-					comps["updated"] = map[string]any{"type": "acme-crm.ContactUpdated", "properties": map[string]any{"event": event}}
+					comps["updated"] = map[string]any{"type": "acme-crm.ContactUpdated", "properties": map[string]any{"account": acc, "event": event}}
 					comps["score"] = map[string]any{"type": "acme-crm.ScoreContact", "properties": map[string]any{"contact": "{{ $.updated }}"}}
 					links = append(links, map[string]any{"from": "updated", "to": "score"})
 				}

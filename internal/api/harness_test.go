@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"sync"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/plugboard/plugboard/internal/account"
 	"github.com/plugboard/plugboard/internal/api"
 	"github.com/plugboard/plugboard/internal/component"
 	"github.com/plugboard/plugboard/internal/connector"
@@ -32,9 +34,12 @@ var testVaultKey = []byte("plugboard-test-vault-key-32bytes")
 // env is a running Plugboard (store, engine, HTTP API) on a fresh database.
 type env struct {
 	t     *testing.T
+	cfg   store.Config // the database
 	store *store.Store
 	srv   *httptest.Server
 	admin string // admin token
+	// logs holds what the node logged, as JSON lines.
+	logs *logBuffer
 	// shutdown stops the node (server, engine, store); it also runs when
 	// the test ends.
 	shutdown func()
@@ -56,8 +61,9 @@ func (e *env) signInAdmin() {
 	e.admin = tok.Token
 }
 
-// newNode starts one Plugboard node (store, engine, HTTP API) on the
-// database cfg names; each option may register test components.
+// newNode starts one Plugboard node (store, engine, account service,
+// HTTP API) on the database cfg names; each option may register test
+// components. What the node logs is kept in env.logs.
 func newNode(t *testing.T, cfg store.Config, nodeID string, opts ...func(*component.Registry)) *env {
 	t.Helper()
 	ctx := context.Background()
@@ -65,19 +71,15 @@ func newNode(t *testing.T, cfg store.Config, nodeID string, opts ...func(*compon
 	if err != nil {
 		t.Fatal(err)
 	}
+	logs := &logBuffer{}
+	logger := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	reg := prometheus.NewRegistry()
-	comps := component.NewRegistry()
-	replies := engine.NewReplies(st)
-	core.Register(comps, core.Deps{HTTP: outbound.NewClient(outbound.Options{AllowPrivate: true}), MaxResponseBytes: 1 << 20, Replies: replies})
-	for _, o := range opts {
-		o(comps)
-	}
 	vlt, err := vault.Load(ctx, vault.Config{Key: testVaultKey, Store: st})
 	if err != nil {
 		t.Fatal(err)
 	}
 	sysHooks, err := syswebhook.New(syswebhook.Config{Store: st, Vault: vlt, HTTP: outbound.NewClient(outbound.Options{AllowPrivate: true}),
-		InitialInterval: 10 * time.Millisecond, MaxInterval: 50 * time.Millisecond})
+		InitialInterval: 10 * time.Millisecond, MaxInterval: 50 * time.Millisecond, Logger: logger})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -88,27 +90,47 @@ func newNode(t *testing.T, cfg store.Config, nodeID string, opts ...func(*compon
 	// listener exists.
 	var handler http.Handler
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { handler.ServeHTTP(w, r) }))
+	installer := &connector.Installer{Store: st, Runtime: &connector.Runtime{
+		HTTP: outbound.NewClient(outbound.Options{AllowPrivate: true}), PollInterval: 100 * time.Millisecond}}
+	accounts, err := account.New(account.Config{
+		Store: st, Vault: vlt, HTTP: outbound.NewClient(outbound.Options{AllowPrivate: true}), Logger: logger,
+		ConnectorAuth: installer.AccountAuth, PublicURL: srv.URL, Events: sysHooks, AuditFlushInterval: 10 * time.Millisecond,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	installer.Runtime.Accounts = accounts
+	comps := component.NewRegistry()
+	replies := engine.NewReplies(st)
+	core.Register(comps, core.Deps{HTTP: outbound.NewClient(outbound.Options{AllowPrivate: true}), MaxResponseBytes: 1 << 20, Replies: replies,
+		Accounts: connector.StepAccounts(accounts)})
+	for _, o := range opts {
+		o(comps)
+	}
+	installer.Registry = comps
 	eng, err := engine.New(ctx, engine.Config{
 		Store: st, Registry: comps, Metrics: reg, NodeID: nodeID, Workers: 32, FetchPollInterval: 10 * time.Millisecond,
-		SchedulePoll: 20 * time.Millisecond, Events: sysHooks, PublicURL: srv.URL,
+		SchedulePoll: 20 * time.Millisecond, Events: sysHooks, PublicURL: srv.URL, Logger: logger,
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	sysHooks.Register(eng)
-	installer := &connector.Installer{Store: st, Registry: comps, Runtime: &connector.Runtime{
-		HTTP: outbound.NewClient(outbound.Options{AllowPrivate: true}), PollInterval: 100 * time.Millisecond}}
+	accounts.Register(eng)
 	if err := installer.Sync(ctx); err != nil {
 		t.Fatal(err)
 	}
 	a, err := api.New(api.Config{Store: st, Engine: eng, Registry: comps, Metrics: reg, Gatherer: reg, PublicURL: srv.URL, Replies: replies,
-		SystemWebhooks: sysHooks, Connectors: installer})
+		SystemWebhooks: sysHooks, Connectors: installer, Accounts: accounts, Logger: logger})
 	if err != nil {
 		t.Fatal(err)
 	}
 	handler = a.Handler()
 	a.SetReady(true)
+	accountsCtx, stopAccounts := context.WithCancel(ctx)
+	accounts.Start(accountsCtx)
 	if err := eng.Start(ctx); err != nil {
+		stopAccounts()
 		t.Fatal(err)
 	}
 	var once sync.Once
@@ -118,11 +140,32 @@ func newNode(t *testing.T, cfg store.Config, nodeID string, opts ...func(*compon
 			stopCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
 			_ = eng.Stop(stopCtx)
+			stopAccounts()
+			_ = accounts.Close(stopCtx)
 			_ = st.Close()
 		})
 	}
 	t.Cleanup(shutdown)
-	return &env{t: t, store: st, srv: srv, shutdown: shutdown}
+	return &env{t: t, cfg: cfg, store: st, srv: srv, logs: logs, shutdown: shutdown}
+}
+
+// logBuffer collects a node's log lines; it is safe for concurrent use.
+type logBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *logBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+// String returns everything logged so far.
+func (b *logBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
 
 // do sends a JSON request and checks the status; out, if not nil, receives

@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/plugboard/plugboard/internal/account"
 	"github.com/plugboard/plugboard/internal/acl"
 	"github.com/plugboard/plugboard/internal/component"
 	"github.com/plugboard/plugboard/internal/engine"
@@ -57,6 +58,10 @@ type Config struct {
 	Connectors interface {
 		Sync(ctx context.Context) error
 	}
+	// Accounts serves /api/v1/accounts (the credential vault, server-side
+	// requests, OAuth2) and the connectors' OAuth2 clients; without it
+	// those routes answer 404.
+	Accounts *account.Service
 }
 
 // Server is the HTTP API.
@@ -184,6 +189,22 @@ func (s *Server) routes() http.Handler {
 	admin("GET /api/v1/system-webhooks/{id}", s.getSystemWebhook)
 	admin("DELETE /api/v1/system-webhooks/{id}", s.deleteSystemWebhook)
 	admin("GET /api/v1/system-webhooks/{id}/deliveries", s.listSystemWebhookDeliveries)
+
+	authed("POST /api/v1/accounts", s.createAccount)
+	authed("GET /api/v1/accounts", s.listAccounts)
+	authed("GET /api/v1/accounts/{id}", s.getAccount)
+	authed("PATCH /api/v1/accounts/{id}", s.updateAccount)
+	authed("DELETE /api/v1/accounts/{id}", s.revokeAccount)
+	authed("POST /api/v1/accounts/{id}/request", s.accountRequest)
+	authed("GET /api/v1/accounts/{id}/requests/{requestId}", s.accountRequestResult)
+	authed("GET /api/v1/accounts/{id}/audit", s.accountAudit)
+	authed("POST /api/v1/accounts/oauth2/start", s.startOAuth2)
+	// The provider sends the user's browser here: no access token, the
+	// single-use state identifies the authorization.
+	handle("GET /api/v1/accounts/oauth2/callback", s.oauth2Callback)
+	admin("PUT /api/v1/connectors/{name}/oauth2-client", s.setOAuthClient)
+	admin("GET /api/v1/connectors/{name}/oauth2-client", s.getOAuthClient)
+	admin("DELETE /api/v1/connectors/{name}/oauth2-client", s.deleteOAuthClient)
 
 	mux.Handle("/hooks/{token}", s.wrap(s.webhook))
 	mux.Handle("/", s.wrap(func(w http.ResponseWriter, r *http.Request) error {

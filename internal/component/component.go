@@ -98,7 +98,10 @@ func HasPort(ports []string, name string) bool {
 
 // Invocation is one run of an action on one message.
 type Invocation struct {
-	FlowID        string
+	FlowID string
+	// OwnerID is the user who owns the flow: a step acts as that user (for
+	// instance when it uses one of their accounts), never as an admin.
+	OwnerID       string
 	ComponentID   string
 	MessageID     string // idempotency key: stable across retries of this step
 	CorrelationID string

@@ -23,7 +23,9 @@ type Poller interface {
 
 // PollInvocation is one poll of one trigger instance.
 type PollInvocation struct {
-	FlowID      string
+	FlowID string
+	// OwnerID is the user who owns the flow; the poll acts as that user.
+	OwnerID     string
 	ComponentID string
 	Properties  map[string]any
 	State       json.RawMessage

@@ -27,7 +27,10 @@ type Subscriber interface {
 // SubscribeInvocation is one subscribe or unsubscribe of a trigger
 // instance.
 type SubscribeInvocation struct {
-	FlowID      string
+	FlowID string
+	// OwnerID is the user who owns the flow (for an unsubscribe, the one
+	// who owned it when it subscribed); the call acts as that user.
+	OwnerID     string
 	ComponentID string
 	Properties  map[string]any
 	// WebhookURL is the instance's inbound URL.

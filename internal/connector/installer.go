@@ -2,12 +2,15 @@ package connector
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
+	"github.com/plugboard/plugboard/internal/account"
 	"github.com/plugboard/plugboard/internal/component"
 	"github.com/plugboard/plugboard/internal/store"
 )
@@ -24,6 +27,9 @@ type Installer struct {
 
 	mu     sync.Mutex
 	loaded map[string]string // name -> version in the registry
+
+	authMu sync.Mutex
+	auths  map[string]*account.ConnectorAuth // "name@version" -> its auth (nil for none)
 }
 
 // Sync loads what changed since the last call.
@@ -106,4 +112,78 @@ func (in *Installer) log() *slog.Logger {
 		return slog.New(slog.DiscardHandler)
 	}
 	return in.Log
+}
+
+// AccountAuth returns how the accounts of installed connector name
+// authenticate, from the manifest of its installed version; nil (and no
+// error) when it is not installed or its auth is none. It reads what is
+// installed now, not what this node has loaded, so that an account can be
+// made for a connector another node just installed.
+func (in *Installer) AccountAuth(ctx context.Context, name string) (*account.ConnectorAuth, error) {
+	installed, err := in.Store.InstalledConnectors(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("reading the auth of connector %s: %w", name, err)
+	}
+	version := ""
+	for _, ic := range installed {
+		if ic.Name == name {
+			version = ic.Version
+			break
+		}
+	}
+	if version == "" {
+		return nil, nil
+	}
+	key := name + "@" + version
+	in.authMu.Lock()
+	auth, ok := in.auths[key]
+	in.authMu.Unlock()
+	if ok {
+		return copyAuth(auth), nil
+	}
+	versions, err := in.Store.ConnectorVersions(ctx, name)
+	if err != nil {
+		return nil, fmt.Errorf("reading the auth of connector %s: %w", name, err)
+	}
+	var manifest []byte
+	for _, v := range versions {
+		if v.Version == version {
+			manifest = v.Manifest
+		}
+	}
+	if manifest == nil {
+		return nil, nil // uninstalled meanwhile
+	}
+	// The manifest was checked when it was published: only the parts
+	// that matter here are read.
+	var m struct {
+		BaseURL string   `json:"baseUrl"`
+		Auth    *AuthDef `json:"auth"`
+	}
+	if err := json.Unmarshal(manifest, &m); err != nil {
+		return nil, fmt.Errorf("reading the manifest of connector %s %s: %w", name, version, err)
+	}
+	if m.Auth != nil && m.Auth.Type != AuthNone && m.Auth.Type != "" {
+		auth = &account.ConnectorAuth{
+			Type: m.Auth.Type, In: m.Auth.In, Name: m.Auth.Name, Prefix: m.Auth.Prefix, Grant: m.Auth.Grant,
+			AuthorizationURL: m.Auth.AuthorizationURL, TokenURL: m.Auth.TokenURL, Scopes: m.Auth.Scopes, BaseURL: m.BaseURL,
+		}
+	}
+	in.authMu.Lock()
+	if in.auths == nil {
+		in.auths = map[string]*account.ConnectorAuth{}
+	}
+	in.auths[key] = auth
+	in.authMu.Unlock()
+	return copyAuth(auth), nil
+}
+
+// copyAuth returns a copy of a that its caller may change.
+func copyAuth(a *account.ConnectorAuth) *account.ConnectorAuth {
+	if a == nil {
+		return nil
+	}
+	c := *a
+	c.Scopes = slices.Clone(a.Scopes)
+	return &c
 }

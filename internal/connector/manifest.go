@@ -65,6 +65,16 @@ const (
 	AuthOAuth2 = "oauth2"
 )
 
+// OAuth2 grants of an oauth2 auth block.
+const (
+	// GrantAuthorizationCode: a user signs in at the provider, which
+	// redirects back with a code (with PKCE). The default.
+	GrantAuthorizationCode = "authorizationCode"
+	// GrantClientCredentials: the server gets tokens with the client id
+	// and secret the admin set for the connector; no user sign-in.
+	GrantClientCredentials = "clientCredentials"
+)
+
 // Component kinds.
 const (
 	KindTrigger = "trigger"
@@ -101,8 +111,11 @@ type AuthDef struct {
 	// Prefix goes before a token in the Authorization header ("Bearer",
 	// "Session"); empty means "Bearer".
 	Prefix string `json:"prefix,omitempty"`
-	// AuthorizationURL, TokenURL and Scopes define an oauth2
-	// authorization-code flow.
+	// Grant is the oauth2 grant: GrantAuthorizationCode (when empty) or
+	// GrantClientCredentials.
+	Grant string `json:"grant,omitempty"`
+	// AuthorizationURL (authorization-code grant only), TokenURL and
+	// Scopes define an oauth2 flow.
 	AuthorizationURL string   `json:"authorizationUrl,omitempty"`
 	TokenURL         string   `json:"tokenUrl,omitempty"`
 	Scopes           []string `json:"scopes,omitempty"`
@@ -487,6 +500,12 @@ func (a *AuthDef) check(ps *problems, p string) {
 	}
 	if a.Type != AuthOAuth2 && (a.AuthorizationURL != "" || a.TokenURL != "" || len(a.Scopes) > 0) {
 		ps.add(p, "authorizationUrl, tokenUrl and scopes apply only to the oauth2 auth type")
+	}
+	if a.Type != AuthOAuth2 && a.Grant != "" {
+		ps.add(p+"/grant", "grant applies only to the oauth2 auth type")
+	}
+	if a.Type == AuthOAuth2 && a.Grant == GrantClientCredentials && a.AuthorizationURL != "" {
+		ps.add(p+"/authorizationUrl", "authorizationUrl applies only to the authorizationCode grant; the clientCredentials grant uses tokenUrl alone")
 	}
 	if a.Type != AuthToken && a.Type != AuthOAuth2 && a.Prefix != "" {
 		ps.add(p+"/prefix", "prefix applies only to the token and oauth2 auth types")

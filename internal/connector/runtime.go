@@ -17,6 +17,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/plugboard/plugboard/internal/account"
 	"github.com/plugboard/plugboard/internal/component"
 	"github.com/plugboard/plugboard/internal/connectors/core"
 	"github.com/plugboard/plugboard/internal/mapping"
@@ -25,10 +26,20 @@ import (
 )
 
 // Runtime turns an installed package into components the engine runs.
+//
+// The components of a connector whose manifest has auth (of a type other
+// than none) call its API through an account: each has a required
+// property account, and each request (of an action, a poll, a subscribe
+// or unsubscribe, every page) goes through Accounts as the flow's owner,
+// which adds the account's credentials. Paths are joined to the account's
+// domain; an absolute URL must be on the domain's origin, so credentials
+// never go to another host.
 type Runtime struct {
-	// HTTP makes the components' requests (it refuses private addresses
-	// unless the operator allows them).
+	// HTTP makes the requests of connectors without auth (it refuses
+	// private addresses unless the operator allows them).
 	HTTP *http.Client
+	// Accounts makes the requests of connectors with auth.
+	Accounts *account.Service
 	// MaxResponseBytes caps a response body (default 10 MiB).
 	MaxResponseBytes int64
 	// PollInterval, when set, replaces every polling trigger's interval:
@@ -41,11 +52,14 @@ type Runtime struct {
 	sandboxOnce sync.Once
 }
 
-// ErrNeedsAccount says a request names a path, to be joined to an
-// account's domain or the connector's baseUrl, and the connector has no
-// baseUrl (and accounts are not available yet).
+// ErrNeedsAccount says a request of a connector without auth names a
+// path, and the connector has no baseUrl to join it to.
 var ErrNeedsAccount = errors.New("the request URL is a path, which needs the connector's baseUrl or an account's domain; " +
-	"accounts are not available yet, so set baseUrl in the manifest or use an absolute URL")
+	"set baseUrl in the manifest, or an auth block so that requests go through an account, or use an absolute URL")
+
+// AccountProperty is the property naming the account a component of a
+// connector with auth calls its API through.
+const AccountProperty = "account"
 
 // Components builds the components of pkg: declarative HTTP actions,
 // polling triggers, webhook-subscription triggers and script actions.
@@ -58,6 +72,11 @@ func (rt *Runtime) Components(pkg *Package) ([]component.Component, error) {
 			return nil, err
 		}
 	}
+	// Through an account of this connector, or straight ("").
+	via := ""
+	if m.Auth != nil && m.Auth.Type != AuthNone && m.Auth.Type != "" {
+		via = m.Name
+	}
 	var out []component.Component
 	for i, c := range m.Components {
 		spec := component.Spec{
@@ -69,7 +88,11 @@ func (rt *Runtime) Components(pkg *Package) ([]component.Component, error) {
 			return nil, fmt.Errorf("components[%d] %s: %w", i, c.Name, err)
 		}
 		spec.Properties = props
-		comp, err := rt.component(pkg, c, spec, base)
+		// Script components make no request, so they need no account.
+		if via != "" && c.Script == "" {
+			spec.Properties = withAccount(props, m.Name)
+		}
+		comp, err := rt.component(pkg, c, spec, base, via)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", spec.Type, err)
 		}
@@ -78,8 +101,25 @@ func (rt *Runtime) Components(pkg *Package) ([]component.Component, error) {
 	return out, nil
 }
 
-// component builds the component c describes.
-func (rt *Runtime) component(pkg *Package, c ComponentDef, spec component.Spec, base *url.URL) (component.Component, error) {
+// withAccount puts the account property first in props (replacing one
+// the schema may define).
+func withAccount(props []component.Property, connector string) []component.Property {
+	out := []component.Property{{
+		Name: AccountProperty, Type: component.TypeString, Required: true,
+		Description: fmt.Sprintf("Id of the account to call the API through: an account of connector %s, "+
+			"owned by the flow's owner.", connector),
+	}}
+	for _, p := range props {
+		if p.Name != AccountProperty {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// component builds the component c describes; via names the connector
+// whose accounts its requests go through ("" for none).
+func (rt *Runtime) component(pkg *Package, c ComponentDef, spec component.Spec, base *url.URL, via string) (component.Component, error) {
 	switch {
 	case c.HTTP != nil:
 		spec.Kind, spec.InPorts, spec.IO = component.KindAction, []string{component.PortIn}, true
@@ -87,6 +127,7 @@ func (rt *Runtime) component(pkg *Package, c ComponentDef, spec component.Spec, 
 		if err != nil {
 			return nil, err
 		}
+		req.via = via
 		a := &httpAction{rt: rt, spec: spec, def: c.HTTP, req: req}
 		if a.output, err = compileOutput(c.HTTP.Output); err != nil {
 			return nil, err
@@ -98,6 +139,7 @@ func (rt *Runtime) component(pkg *Package, c ComponentDef, spec component.Spec, 
 		if err != nil {
 			return nil, err
 		}
+		req.via = via
 		every, err := time.ParseDuration(c.Polling.Interval)
 		if err != nil {
 			return nil, fmt.Errorf("interval: %w", err)
@@ -109,7 +151,12 @@ func (rt *Runtime) component(pkg *Package, c ComponentDef, spec component.Spec, 
 		return p, nil
 	case c.Subscription != nil:
 		spec.Kind = component.KindTrigger
-		return rt.subscriber(spec, c.Subscription, base)
+		s, err := rt.subscriber(spec, c.Subscription, base)
+		if err != nil {
+			return nil, err
+		}
+		s.subscribe.via, s.unsubscribe.via = via, via
+		return &asOwner{s}, nil
 	case c.Script != "":
 		spec.Kind, spec.InPorts, spec.IO = component.KindAction, []string{component.PortIn}, true
 		src, ok := pkg.Files[c.Script]
@@ -194,8 +241,12 @@ type compiledRequest struct {
 	method                    string
 	url, headers, query, body *mapping.Template
 	hasBody                   bool
-	// base is the URL a path URL is joined to; nil without one.
+	// base is the URL a path URL is joined to; nil without one. With an
+	// account, the account's domain takes its place.
 	base *url.URL
+	// via, when set, names the connector whose account (the step's
+	// account property) the request goes through.
+	via string
 	// next, when set, is the URL of a next page as the provider gave it
 	// (a Link header): sent as it is, never read as a template.
 	next string
@@ -245,7 +296,9 @@ func (r *response) value() map[string]any {
 }
 
 // do resolves req against scope (plus extra query parameters) and sends
-// it. Network errors, 408, 429 and 5xx are retryable; other 4xx are not.
+// it: through the step's account when the connector has auth (the caller
+// is in ctx, see asCaller), else straight. Network errors, 408, 429 and
+// 5xx are retryable; other 4xx are not.
 func (rt *Runtime) do(ctx context.Context, req *compiledRequest, scope map[string]any, extra url.Values, idempotencyKey string) (*response, error) {
 	rawURL := req.next
 	if rawURL == "" {
@@ -254,57 +307,66 @@ func (rt *Runtime) do(ctx context.Context, req *compiledRequest, scope map[strin
 			return nil, component.Permanent(fmt.Errorf("url: %w", err))
 		}
 	}
-	u, err := req.resolve(rawURL)
-	if err != nil {
-		return nil, component.Permanent(err)
-	}
-	q := u.Query()
+	var query, headers map[string]any
 	if v, err := req.query.Eval(scope); err != nil {
 		return nil, component.Permanent(fmt.Errorf("query: %w", err))
 	} else if m, ok := v.(map[string]any); ok {
-		for k, val := range m {
-			if val != nil && val != "" {
-				q.Set(k, scalar(val))
-			}
-		}
+		query = m
 	}
-	for k, vs := range extra {
-		q[k] = vs
-	}
-	u.RawQuery = q.Encode()
-	var body io.Reader
+	var data []byte
 	if req.hasBody {
 		v, err := req.body.Eval(scope)
 		if err != nil {
 			return nil, component.Permanent(fmt.Errorf("body: %w", err))
 		}
-		data, err := json.Marshal(v)
-		if err != nil {
+		if data, err = json.Marshal(v); err != nil {
 			return nil, component.Permanent(fmt.Errorf("body: %w", err))
 		}
-		body = bytes.NewReader(data)
 	}
-	hr, err := http.NewRequestWithContext(ctx, req.method, u.String(), body)
-	if err != nil {
-		return nil, component.Permanent(fmt.Errorf("building request: %w", err))
-	}
-	if body != nil {
-		hr.Header.Set("Content-Type", "application/json")
-	}
-	hr.Header.Set("Accept", "application/json")
 	if v, err := req.headers.Eval(scope); err != nil {
 		return nil, component.Permanent(fmt.Errorf("headers: %w", err))
 	} else if m, ok := v.(map[string]any); ok {
-		for k, val := range m {
+		headers = m
+	}
+	var u *url.URL // the URL last built, for messages
+	build := func(base *url.URL) (*http.Request, error) {
+		var err error
+		if u, err = req.resolveAt(rawURL, base); err != nil {
+			return nil, err
+		}
+		q := u.Query()
+		for k, val := range query {
+			if val != nil && val != "" {
+				q.Set(k, scalar(val))
+			}
+		}
+		for k, vs := range extra {
+			q[k] = vs
+		}
+		u.RawQuery = q.Encode()
+		var body io.Reader
+		if data != nil {
+			body = bytes.NewReader(data)
+		}
+		hr, err := http.NewRequestWithContext(ctx, req.method, u.String(), body)
+		if err != nil {
+			return nil, fmt.Errorf("building request: %w", err)
+		}
+		if body != nil {
+			hr.Header.Set("Content-Type", "application/json")
+		}
+		hr.Header.Set("Accept", "application/json")
+		for k, val := range headers {
 			hr.Header.Set(k, scalar(val))
 		}
+		if idempotencyKey != "" {
+			hr.Header.Set("Idempotency-Key", idempotencyKey)
+		}
+		return hr, nil
 	}
-	if idempotencyKey != "" {
-		hr.Header.Set("Idempotency-Key", idempotencyKey)
-	}
-	resp, err := rt.HTTP.Do(hr)
+	resp, err := rt.send(ctx, req, scope, build)
 	if err != nil {
-		return nil, final(fmt.Errorf("calling %s %s%s: %w", req.method, u.Host, u.Path, err))
+		return nil, err
 	}
 	defer resp.Body.Close()
 	raw, err := outbound.ReadBody(resp, rt.MaxResponseBytes)
@@ -327,6 +389,71 @@ func (rt *Runtime) do(ctx context.Context, req *compiledRequest, scope map[strin
 	return r, nil
 }
 
+// send sends the request build makes: straight, or through the account
+// the step names (build then joins paths to the account's domain). A
+// request that cannot be built fails at once.
+func (rt *Runtime) send(ctx context.Context, req *compiledRequest, scope map[string]any, build func(base *url.URL) (*http.Request, error)) (*http.Response, error) {
+	if req.via == "" {
+		hr, err := build(req.base)
+		if err != nil {
+			return nil, component.Permanent(err)
+		}
+		resp, err := rt.HTTP.Do(hr)
+		if err != nil {
+			return nil, final(fmt.Errorf("calling %s %s%s: %w", req.method, hr.URL.Host, hr.URL.Path, err))
+		}
+		return resp, nil
+	}
+	props, _ := scope["properties"].(map[string]any)
+	id, _ := props[AccountProperty].(string)
+	if id == "" {
+		return nil, component.Permanent(fmt.Errorf("%s: connector %s calls its API through an account: set the id of one",
+			AccountProperty, req.via))
+	}
+	c, ok := ctx.Value(callerKey{}).(caller)
+	if !ok || c.owner == "" {
+		return nil, component.Permanent(fmt.Errorf("account %s: the request has no flow owner to act as", id))
+	}
+	if rt.Accounts == nil {
+		return nil, component.Permanent(fmt.Errorf("account %s: accounts are not configured on this server", id))
+	}
+	var buildErr error
+	var last *url.URL
+	resp, err := rt.Accounts.Send(ctx, account.Caller{UserID: c.owner}, id, req.via, c.source, func(base *url.URL) (*http.Request, error) {
+		hr, err := build(base)
+		if buildErr = err; err == nil {
+			last = hr.URL
+		}
+		return hr, err
+	})
+	if buildErr != nil {
+		return nil, component.Permanent(fmt.Errorf("account %s: %w", id, buildErr))
+	}
+	if err != nil {
+		where := ""
+		if last != nil {
+			where = " " + last.Host + last.Path
+		}
+		return nil, AccountError(id, fmt.Errorf("calling %s%s: %w", req.method, where, err))
+	}
+	return resp, nil
+}
+
+// callerKey keys the caller of a connector's requests in a context.
+type callerKey struct{}
+
+// caller is who a connector's requests act as (the flow's owner) and
+// where they come from, for the account's audit log.
+type caller struct {
+	owner, source string
+}
+
+// asCaller returns ctx carrying the caller of the requests a step of
+// flowID's componentID makes for ownerID.
+func asCaller(ctx context.Context, ownerID, flowID, componentID string) context.Context {
+	return context.WithValue(ctx, callerKey{}, caller{owner: ownerID, source: "flow:" + flowID + "/" + componentID})
+}
+
 // final marks err permanent when trying again cannot mend it.
 func final(err error) error {
 	if outbound.IsFinal(err) {
@@ -343,22 +470,51 @@ type statusError struct {
 
 func (e *statusError) Error() string { return e.msg }
 
-// resolve makes the request's URL: a path (a URL the manifest writes
-// starting with "/" always comes out as one) is joined to the base URL and
-// must stay under it; anything else must be an absolute http(s) URL
-// ("//host" is neither).
-func (r *compiledRequest) resolve(raw string) (*url.URL, error) {
+// resolve makes the request's URL from raw, joining a path to the base
+// URL; see resolveAt.
+func (r *compiledRequest) resolve(raw string) (*url.URL, error) { return r.resolveAt(raw, r.base) }
+
+// resolveAt makes the request's URL: a path (a URL the manifest writes
+// starting with "/" always comes out as one) is joined to base and must
+// stay under it; anything else must be an absolute http(s) URL ("//host"
+// is neither), which, for a request through an account, must be on the
+// origin of base (the account's domain): credentials never go to another
+// host.
+func (r *compiledRequest) resolveAt(raw string, base *url.URL) (*url.URL, error) {
 	if strings.HasPrefix(raw, "/") && !strings.HasPrefix(raw, "//") {
-		if r.base == nil {
+		if base == nil {
 			return nil, ErrNeedsAccount
 		}
-		return outbound.JoinPath(r.base, raw)
+		return outbound.JoinPath(base, raw)
 	}
 	u, err := url.Parse(raw)
 	if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
 		return nil, fmt.Errorf("url %q is not an absolute http or https URL, nor a path starting with /", raw)
 	}
+	if r.via != "" && (base == nil || !sameOrigin(u, base)) {
+		domain := "(none)"
+		if base != nil {
+			domain = base.Scheme + "://" + base.Host
+		}
+		return nil, fmt.Errorf("url %s://%s%s is not on the account's domain %s: an account's credentials go nowhere else",
+			u.Scheme, u.Host, u.Path, domain)
+	}
 	return u, nil
+}
+
+// sameOrigin reports whether a and b have the same scheme, host and port.
+func sameOrigin(a, b *url.URL) bool {
+	port := func(u *url.URL) string {
+		if p := u.Port(); p != "" {
+			return p
+		}
+		if strings.EqualFold(u.Scheme, "https") {
+			return "443"
+		}
+		return "80"
+	}
+	return strings.EqualFold(a.Scheme, b.Scheme) && strings.EqualFold(a.Hostname(), b.Hostname()) && port(a) == port(b) &&
+		a.User == nil
 }
 
 func evalString(t *mapping.Template, scope map[string]any) (string, error) {
@@ -418,6 +574,7 @@ func (a *httpAction) Spec() component.Spec { return a.spec }
 // Invoke makes the request (every page of it, with pagination) and maps
 // the answer to the output.
 func (a *httpAction) Invoke(ctx context.Context, inv component.Invocation) ([]component.Emit, error) {
+	ctx = asCaller(ctx, inv.OwnerID, inv.FlowID, inv.ComponentID)
 	scope := map[string]any{"properties": inv.Properties}
 	pg := a.def.Pagination
 	if pg == nil {
@@ -553,6 +710,7 @@ const maxPollItems = 1000
 // maxPollPages times), so a backlog longer than one answer is read in one
 // poll. The first poll only learns what exists: it emits nothing.
 func (p *poller) Poll(ctx context.Context, inv component.PollInvocation) ([]any, json.RawMessage, error) {
+	ctx = asCaller(ctx, inv.OwnerID, inv.FlowID, inv.ComponentID)
 	var st pollState
 	first := len(inv.State) == 0
 	if !first {
@@ -636,4 +794,79 @@ func greater(a, b any) bool {
 		return fa > fb
 	}
 	return scalar(a) > scalar(b)
+}
+
+// asOwner makes a subscription's subscribe and unsubscribe requests act
+// as the flow's owner.
+type asOwner struct{ *subscription }
+
+var _ component.Subscriber = (*asOwner)(nil)
+
+// Subscribe subscribes as inv.OwnerID.
+func (s *asOwner) Subscribe(ctx context.Context, inv component.SubscribeInvocation) (json.RawMessage, error) {
+	return s.subscription.Subscribe(asCaller(ctx, inv.OwnerID, inv.FlowID, inv.ComponentID), inv)
+}
+
+// Unsubscribe unsubscribes as inv.OwnerID.
+func (s *asOwner) Unsubscribe(ctx context.Context, inv component.SubscribeInvocation) error {
+	return s.subscription.Unsubscribe(asCaller(ctx, inv.OwnerID, inv.FlowID, inv.ComponentID), inv)
+}
+
+// AccountError turns an error of the account service about account id
+// into a step's error, naming the account. What trying again cannot mend
+// fails at once, so that the message is set aside with that reason: an
+// account that is not found (or not the caller's), revoked or invalid, a
+// request the service refuses, an upstream failure that is final (a
+// refused address, an answer over the cap). A timeout, the account's rate
+// limit and other upstream failures are retried.
+func AccountError(id string, err error) error {
+	if err == nil {
+		return nil
+	}
+	if !strings.Contains(err.Error(), id) {
+		err = fmt.Errorf("account %s: %w", id, err)
+	}
+	var input *account.InputError
+	var up *account.UpstreamError
+	switch {
+	case errors.Is(err, account.ErrNotFound), errors.Is(err, account.ErrRevoked), errors.Is(err, account.ErrInvalid),
+		errors.As(err, &input):
+		return component.Permanent(err)
+	case errors.As(err, &up) && outbound.IsFinal(up):
+		return component.Permanent(err)
+	}
+	return err
+}
+
+// StepAccounts gives the account service to core.ServerActivity (as
+// core.Deps.Accounts); nil when svc is nil. Flow steps act as their
+// flow's owner, never as an admin.
+func StepAccounts(svc *account.Service) core.Accounts {
+	if svc == nil {
+		return nil
+	}
+	return stepAccounts{svc}
+}
+
+// stepAccounts adapts the account service to core.Accounts.
+type stepAccounts struct{ svc *account.Service }
+
+func (a stepAccounts) Do(ctx context.Context, ownerID, id string, req core.AccountRequest, source string) (*core.AccountResult, error) {
+	res, err := a.svc.Do(ctx, account.Caller{UserID: ownerID}, id, accountRequest(req, true), source)
+	if err != nil {
+		return nil, AccountError(id, err)
+	}
+	return &core.AccountResult{Status: res.Status, Headers: res.Headers, Body: res.Body}, nil
+}
+
+func (a stepAccounts) Enqueue(ctx context.Context, ownerID, id string, req core.AccountRequest, source string) (string, error) {
+	reqID, err := a.svc.Enqueue(ctx, account.Caller{UserID: ownerID}, id, accountRequest(req, false), source)
+	if err != nil {
+		return "", AccountError(id, err)
+	}
+	return reqID, nil
+}
+
+func accountRequest(r core.AccountRequest, wait bool) account.Request {
+	return account.Request{Method: r.Method, Path: r.Path, Query: r.Query, Headers: r.Headers, Body: r.Body, Timeout: r.Timeout, Wait: &wait}
 }

@@ -115,7 +115,7 @@ func (e *Engine) poll(ctx context.Context, pr store.PollRow) error {
 	// The poll itself runs outside any transaction.
 	pctx, cancel := context.WithTimeout(ctx, e.cfg.JobTimeout)
 	items, state, err := poller.Poll(pctx, component.PollInvocation{
-		FlowID: pr.FlowID, ComponentID: pr.ComponentID, Properties: props, State: pr.State,
+		FlowID: pr.FlowID, OwnerID: cf.head.OwnerID, ComponentID: pr.ComponentID, Properties: props, State: pr.State,
 	})
 	cancel()
 	if ctx.Err() != nil {

@@ -178,7 +178,7 @@ func (e *Engine) runInline(ctx context.Context, p *plan, meta msgMeta, n *flow.N
 	msgID := newID()
 	start := time.Now()
 	emits, err := e.invoke(ctx, n, component.Invocation{
-		FlowID: meta.flowID, ComponentID: n.ID, MessageID: msgID, CorrelationID: meta.correlationID, Attempt: 1, Input: input.v,
+		FlowID: meta.flowID, OwnerID: meta.ownerID, ComponentID: n.ID, MessageID: msgID, CorrelationID: meta.correlationID, Attempt: 1, Input: input.v,
 	}, sc.vals)
 	if err != nil {
 		return false
@@ -307,7 +307,7 @@ func (e *Engine) work(ctx context.Context, j store.Job, local *stepArgs) {
 		return
 	}
 	emits, err := e.invoke(ctx, n, component.Invocation{
-		FlowID: a.FlowID, ComponentID: a.ComponentID, MessageID: a.MessageID, CorrelationID: a.CorrelationID,
+		FlowID: a.FlowID, OwnerID: a.OwnerID, ComponentID: a.ComponentID, MessageID: a.MessageID, CorrelationID: a.CorrelationID,
 		Attempt: j.Attempt, Input: input,
 	}, sc.vals)
 	if err != nil {

@@ -102,7 +102,7 @@ func (e *Engine) reconcile(ctx context.Context, sr *store.Subscription) error {
 	}
 	sctx, cancel := e.callContext(ctx, claimed)
 	state, err := sub.Subscribe(sctx, component.SubscribeInvocation{
-		FlowID: sr.FlowID, ComponentID: sr.ComponentID, Properties: props, WebhookURL: url,
+		FlowID: sr.FlowID, OwnerID: sr.OwnerID, ComponentID: sr.ComponentID, Properties: props, WebhookURL: url,
 	})
 	cancel()
 	if ctx.Err() != nil && err != nil {
@@ -123,7 +123,7 @@ func (e *Engine) reconcile(ctx context.Context, sr *store.Subscription) error {
 		uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), e.cfg.JobTimeout)
 		defer cancel()
 		if uerr := sub.Unsubscribe(uctx, component.SubscribeInvocation{
-			FlowID: sr.FlowID, ComponentID: sr.ComponentID, Properties: props, WebhookURL: url, State: state,
+			FlowID: sr.FlowID, OwnerID: sr.OwnerID, ComponentID: sr.ComponentID, Properties: props, WebhookURL: url, State: state,
 		}); uerr != nil {
 			e.log.LogAttrs(ctx, slog.LevelWarn, "removing a subscription that could not be recorded", slog.String("flow", sr.FlowID),
 				slog.String("component", sr.ComponentID), slog.String("error", uerr.Error()))
@@ -177,7 +177,7 @@ func (e *Engine) unsubscribe(ctx context.Context, sr *store.Subscription) error 
 	}
 	sctx, cancel := e.callContext(ctx, claimed)
 	err = sub.Unsubscribe(sctx, component.SubscribeInvocation{
-		FlowID: sr.FlowID, ComponentID: sr.ComponentID, Properties: props, WebhookURL: sr.WebhookURL, State: sr.State,
+		FlowID: sr.FlowID, OwnerID: sr.OwnerID, ComponentID: sr.ComponentID, Properties: props, WebhookURL: sr.WebhookURL, State: sr.State,
 	})
 	cancel()
 	if ctx.Err() != nil && err != nil {

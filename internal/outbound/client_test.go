@@ -371,3 +371,59 @@ func BenchmarkClientGet(b *testing.B) {
 	}
 	b.ReportMetric(float64(srv.conns.Load()), "conns")
 }
+
+func TestClientAllowedAddresses(t *testing.T) {
+	t.Parallel()
+	other := newTestServer(t, okHandler())
+	trusted := newTestServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if to := r.URL.Query().Get("to"); to != "" {
+			http.Redirect(w, r, to, http.StatusFound)
+			return
+		}
+		fmt.Fprint(w, "ok")
+	}))
+	ap := netip.MustParseAddrPort(trusted.Listener.Addr().String())
+	c := NewClient(Options{Allowed: []netip.AddrPort{ap}})
+
+	resp, err := get(t.Context(), c, trusted.URL, nil)
+	if err != nil {
+		t.Fatalf("the allowed address was refused: %v", err)
+	}
+	resp.Body.Close()
+	if _, err := get(t.Context(), c, other.URL, nil); !IsBlocked(err) {
+		t.Errorf("another port of the same IP: err = %v, want a BlockedError", err)
+	}
+	if _, err := get(t.Context(), c, trusted.URL+"/?to="+url.QueryEscape(other.URL+"/x"), nil); !IsBlocked(err) {
+		t.Errorf("redirect from the allowed address to another: err = %v, want a BlockedError", err)
+	}
+	if n := other.conns.Load(); n != 0 {
+		t.Errorf("the refused server accepted %d connections, want none", n)
+	}
+	// Without the exception the trusted server is refused like any other.
+	if _, err := get(t.Context(), NewClient(Options{}), trusted.URL, nil); !IsBlocked(err) {
+		t.Errorf("default options: err = %v, want a BlockedError", err)
+	}
+}
+
+func TestRefuseExcept(t *testing.T) {
+	t.Parallel()
+	refuse := refuseExcept([]netip.AddrPort{
+		netip.MustParseAddrPort("127.0.0.1:8080"),
+		netip.MustParseAddrPort("[fd00::1]:443"),
+	})
+	for addr, want := range map[string]bool{
+		"127.0.0.1:8080":          false,
+		"[::ffff:127.0.0.1]:8080": false,
+		"127.0.0.1:8081":          true,
+		"127.0.0.2:8080":          true,
+		"[fd00::1]:443":           false,
+		"[fd00::1%eth0]:443":      false,
+		"[fd00::1]:80":            true,
+		"169.254.169.254:80":      true,
+		"93.184.215.14:443":       false,
+	} {
+		if got := refuse(netip.MustParseAddrPort(addr)); got != want {
+			t.Errorf("refuse(%s) = %v, want %v", addr, got, want)
+		}
+	}
+}

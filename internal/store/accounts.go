@@ -1,8 +1,12 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
 )
 
 // Account statuses.
@@ -68,22 +72,59 @@ type Account struct {
 	RevokedAt int64
 }
 
+const accountCols = `id, owner_id, name, auth_type, domain, auth_prefix, username, api_key_in, api_key_name, connector,
+	secret, hint, rate_limit, status, status_reason, token_expires_at, refresh_lease_until, version,
+	created_at, updated_at, revoked_at`
+
+func scanAccount(r row) (*Account, error) {
+	a := &Account{}
+	if err := r.Scan(&a.ID, &a.OwnerID, &a.Name, &a.AuthType, &a.Domain, &a.AuthPrefix, &a.Username, &a.APIKeyIn,
+		&a.APIKeyName, &a.Connector, &a.Secret, &a.Hint, &a.RateLimit, &a.Status, &a.StatusReason, &a.TokenExpiresAt,
+		&a.RefreshLeaseUntil, &a.Version, &a.CreatedAt, &a.UpdatedAt, &a.RevokedAt); err != nil {
+		return nil, notFound(err)
+	}
+	return a, nil
+}
+
 // CreateAccount inserts a (with Version 1), setting CreatedAt and
 // UpdatedAt.
 func (s *Store) CreateAccount(ctx context.Context, a *Account) error {
-	panic("not implemented")
+	a.CreatedAt = s.nowMS()
+	a.UpdatedAt = a.CreatedAt
+	a.Version = 1
+	a.Status = cmp.Or(a.Status, AccountActive)
+	_, err := s.backend.writer().exec(ctx,
+		`INSERT INTO accounts (`+accountCols+`)
+		 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21)`,
+		a.ID, a.OwnerID, a.Name, a.AuthType, a.Domain, a.AuthPrefix, a.Username, a.APIKeyIn, a.APIKeyName, a.Connector,
+		a.Secret, a.Hint, a.RateLimit, a.Status, a.StatusReason, a.TokenExpiresAt, a.RefreshLeaseUntil, a.Version,
+		a.CreatedAt, a.UpdatedAt, a.RevokedAt)
+	if err != nil {
+		if s.backend.isUniqueViolation(err) {
+			return fmt.Errorf("creating account %s: %w", a.ID, ErrConflict)
+		}
+		return fmt.Errorf("creating account %s: %w", a.ID, err)
+	}
+	return nil
 }
 
 // Account loads one account, revoked ones included.
 func (s *Store) Account(ctx context.Context, id string) (*Account, error) {
-	panic("not implemented")
+	a, err := scanAccount(s.backend.reader().queryRow(ctx, `SELECT `+accountCols+` FROM accounts WHERE id = $1`, id))
+	if err != nil {
+		return nil, fmt.Errorf("loading account %s: %w", id, err)
+	}
+	return a, nil
 }
 
 // ListAccounts lists accounts in id order after the cursor: those of
 // ownerID, or every user's when ownerID is "". Revoked accounts are left
 // out unless withRevoked.
 func (s *Store) ListAccounts(ctx context.Context, ownerID string, withRevoked bool, after string, limit int) ([]*Account, error) {
-	panic("not implemented")
+	return collect(ctx, s.backend.reader(), "listing accounts", scanAccount,
+		`SELECT `+accountCols+` FROM accounts
+		  WHERE ($1 = '' OR owner_id = $1) AND ($2 OR status <> 'revoked') AND id > $3 ORDER BY id LIMIT $4`,
+		ownerID, withRevoked, after, limit)
 }
 
 // UpdateAccount writes every field of a except ID, OwnerID, CreatedAt and
@@ -91,21 +132,78 @@ func (s *Store) ListAccounts(ctx context.Context, ownerID string, withRevoked bo
 // revoked; it then sets a.Version to one more and a.UpdatedAt. A row that
 // changed meanwhile is ErrConflict; a missing or revoked one ErrNotFound.
 func (s *Store) UpdateAccount(ctx context.Context, a *Account) error {
-	panic("not implemented")
+	now := s.nowMS()
+	n, err := s.backend.writer().exec(ctx,
+		`UPDATE accounts SET name = $1, auth_type = $2, domain = $3, auth_prefix = $4, username = $5, api_key_in = $6,
+		        api_key_name = $7, connector = $8, secret = $9, hint = $10, rate_limit = $11, status = $12,
+		        status_reason = $13, token_expires_at = $14, refresh_lease_until = $15, version = version + 1, updated_at = $16
+		  WHERE id = $17 AND version = $18 AND status <> 'revoked'`,
+		a.Name, a.AuthType, a.Domain, a.AuthPrefix, a.Username, a.APIKeyIn, a.APIKeyName, a.Connector, a.Secret, a.Hint,
+		a.RateLimit, a.Status, a.StatusReason, a.TokenExpiresAt, a.RefreshLeaseUntil, now, a.ID, a.Version)
+	if err != nil {
+		return fmt.Errorf("updating account %s: %w", a.ID, err)
+	}
+	if n == 0 {
+		// Tell a missing or revoked account from one that changed.
+		var status string
+		err := s.backend.writer().queryRow(ctx, `SELECT status FROM accounts WHERE id = $1`, a.ID).Scan(&status)
+		switch {
+		case err != nil:
+			return fmt.Errorf("updating account %s: %w", a.ID, notFound(err))
+		case status == AccountRevoked:
+			return fmt.Errorf("updating account %s: %w", a.ID, ErrNotFound)
+		default:
+			return fmt.Errorf("updating account %s: %w", a.ID, ErrConflict)
+		}
+	}
+	a.Version++
+	a.UpdatedAt = now
+	return nil
 }
 
 // RevokeAccount marks account id revoked with reason, wipes its secret
 // and ends any refresh lease. Revoking a revoked or missing account is
 // ErrNotFound.
 func (s *Store) RevokeAccount(ctx context.Context, id, reason string) error {
-	panic("not implemented")
+	now := s.nowMS()
+	n, err := s.backend.writer().exec(ctx,
+		`UPDATE accounts SET status = 'revoked', status_reason = $1, secret = '', refresh_lease_until = 0,
+		        version = version + 1, updated_at = $2, revoked_at = $2
+		  WHERE id = $3 AND status <> 'revoked'`, reason, now, id)
+	if err != nil {
+		return fmt.Errorf("revoking account %s: %w", id, err)
+	}
+	if n == 0 {
+		return fmt.Errorf("revoking account %s: %w", id, ErrNotFound)
+	}
+	return nil
 }
 
 // ClaimAccountRefresh takes the refresh lease of account id until
 // leaseUntil (unix ms) if the account is active, still has version and no
 // other lease runs at now (unix ms). It reports whether it took it.
 func (s *Store) ClaimAccountRefresh(ctx context.Context, id string, version, now, leaseUntil int64) (bool, error) {
-	panic("not implemented")
+	n, err := s.backend.writer().exec(ctx,
+		`UPDATE accounts SET refresh_lease_until = $1
+		  WHERE id = $2 AND status = 'active' AND version = $3 AND refresh_lease_until <= $4`,
+		leaseUntil, id, version, now)
+	if err != nil {
+		return false, fmt.Errorf("claiming the token refresh of account %s: %w", id, err)
+	}
+	return n == 1, nil
+}
+
+// ReleaseAccountRefresh ends the refresh lease of account id taken at
+// version, after a refresh that failed for a passing reason, so that the
+// next caller tries again at once instead of waiting for the lease to run
+// out.
+func (s *Store) ReleaseAccountRefresh(ctx context.Context, id string, version int64) error {
+	_, err := s.backend.writer().exec(ctx,
+		`UPDATE accounts SET refresh_lease_until = 0 WHERE id = $1 AND version = $2`, id, version)
+	if err != nil {
+		return fmt.Errorf("releasing the token refresh of account %s: %w", id, err)
+	}
+	return nil
 }
 
 // SetAccountTokens stores refreshed OAuth2 tokens: if the account still
@@ -113,14 +211,28 @@ func (s *Store) ClaimAccountRefresh(ctx context.Context, id string, version, now
 // TokenExpiresAt, makes it active, ends the lease and bumps the version.
 // It reports whether it did.
 func (s *Store) SetAccountTokens(ctx context.Context, id string, fromVersion int64, secret, hint string, expiresAt int64) (bool, error) {
-	panic("not implemented")
+	n, err := s.backend.writer().exec(ctx,
+		`UPDATE accounts SET secret = $1, hint = $2, token_expires_at = $3, status = 'active', status_reason = '',
+		        refresh_lease_until = 0, version = version + 1, updated_at = $4
+		  WHERE id = $5 AND version = $6 AND status <> 'revoked'`,
+		secret, hint, expiresAt, s.nowMS(), id, fromVersion)
+	if err != nil {
+		return false, fmt.Errorf("storing the tokens of account %s: %w", id, err)
+	}
+	return n == 1, nil
 }
 
 // MarkAccountInvalid sets an active account invalid with reason and ends
 // its refresh lease, in tx so that the COMPONENT_ERROR it causes commits
 // with it. It reports whether the account was active.
 func (tx *Tx) MarkAccountInvalid(ctx context.Context, id, reason string) (bool, error) {
-	panic("not implemented")
+	n, err := tx.q.exec(ctx,
+		`UPDATE accounts SET status = 'invalid', status_reason = $1, refresh_lease_until = 0, updated_at = $2
+		  WHERE id = $3 AND status = 'active'`, reason, tx.store.nowMS(), id)
+	if err != nil {
+		return false, fmt.Errorf("marking account %s invalid: %w", id, err)
+	}
+	return n == 1, nil
 }
 
 // AccountAudit is one use of an account.
@@ -142,15 +254,45 @@ type AccountAudit struct {
 	DurationMS int64
 }
 
+const (
+	accountAuditCols     = `id, account_id, user_id, source, at, method, host, path, status, error, duration_ms`
+	accountAuditColCount = 11
+)
+
+func scanAccountAudit(r row) (*AccountAudit, error) {
+	e := &AccountAudit{}
+	if err := r.Scan(&e.ID, &e.AccountID, &e.UserID, &e.Source, &e.At, &e.Method, &e.Host, &e.Path, &e.Status,
+		&e.Error, &e.DurationMS); err != nil {
+		return nil, notFound(err)
+	}
+	return e, nil
+}
+
 // InsertAccountAudit appends entries (many at once: the writer batches).
 func (s *Store) InsertAccountAudit(ctx context.Context, entries []AccountAudit) error {
-	panic("not implemented")
+	if len(entries) == 0 {
+		return nil
+	}
+	args := make([]any, 0, len(entries)*accountAuditColCount)
+	for _, e := range entries {
+		args = append(args, e.ID, e.AccountID, e.UserID, e.Source, e.At, e.Method, e.Host, e.Path, e.Status, e.Error, e.DurationMS)
+	}
+	err := s.InTx(ctx, func(tx *Tx) error {
+		return bulkInsert(ctx, tx.q, tx.positional(), `INSERT INTO account_audit (`+accountAuditCols+`)`, accountAuditColCount, args)
+	})
+	if err != nil {
+		return fmt.Errorf("recording %d account uses: %w", len(entries), err)
+	}
+	return nil
 }
 
 // ListAccountAudit lists the uses of account id, newest first, before the
 // cursor (an entry id; "" starts at the newest).
 func (s *Store) ListAccountAudit(ctx context.Context, accountID, before string, limit int) ([]*AccountAudit, error) {
-	panic("not implemented")
+	return collect(ctx, s.backend.reader(), "listing the audit of account "+accountID, scanAccountAudit,
+		`SELECT `+accountAuditCols+` FROM account_audit
+		  WHERE account_id = $1 AND ($2 = '' OR id < $2) ORDER BY id DESC LIMIT $3`,
+		accountID, before, limit)
 }
 
 // Account request states.
@@ -177,21 +319,63 @@ type AccountRequest struct {
 	UpdatedAt int64
 }
 
+const accountRequestCols = `id, account_id, owner_id, state, request, result, error, attempts, created_at, updated_at`
+
+func scanAccountRequest(r row) (*AccountRequest, error) {
+	a := &AccountRequest{}
+	var req, res *string
+	if err := r.Scan(&a.ID, &a.AccountID, &a.OwnerID, &a.State, &req, &res, &a.Error, &a.Attempts,
+		&a.CreatedAt, &a.UpdatedAt); err != nil {
+		return nil, notFound(err)
+	}
+	if req != nil {
+		a.Request = json.RawMessage(*req)
+	}
+	if res != nil {
+		a.Result = json.RawMessage(*res)
+	}
+	return a, nil
+}
+
 // InsertAccountRequest records a pending request in tx, the transaction
 // that enqueues its job.
 func (tx *Tx) InsertAccountRequest(ctx context.Context, r *AccountRequest) error {
-	panic("not implemented")
+	r.CreatedAt = tx.store.nowMS()
+	r.UpdatedAt = r.CreatedAt
+	r.State = cmp.Or(r.State, AccountRequestPending)
+	_, err := tx.q.exec(ctx,
+		`INSERT INTO account_requests (`+accountRequestCols+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
+		r.ID, r.AccountID, r.OwnerID, r.State, nullJSON(r.Request), nullJSON(r.Result), r.Error, r.Attempts,
+		r.CreatedAt, r.UpdatedAt)
+	if err != nil {
+		return fmt.Errorf("recording account request %s: %w", r.ID, err)
+	}
+	return nil
 }
 
 // AccountRequest loads one request.
 func (s *Store) AccountRequest(ctx context.Context, id string) (*AccountRequest, error) {
-	panic("not implemented")
+	r, err := scanAccountRequest(s.backend.reader().queryRow(ctx,
+		`SELECT `+accountRequestCols+` FROM account_requests WHERE id = $1`, id))
+	if err != nil {
+		return nil, fmt.Errorf("loading account request %s: %w", id, err)
+	}
+	return r, nil
 }
 
 // RecordAccountRequest writes the outcome of an attempt in tx: state,
 // result (nil keeps none), error and attempts.
 func (tx *Tx) RecordAccountRequest(ctx context.Context, id, state string, result json.RawMessage, errMsg string, attempts int) error {
-	panic("not implemented")
+	n, err := tx.q.exec(ctx,
+		`UPDATE account_requests SET state = $1, result = $2, error = $3, attempts = $4, updated_at = $5 WHERE id = $6`,
+		state, nullJSON(result), errMsg, attempts, tx.store.nowMS(), id)
+	if err != nil {
+		return fmt.Errorf("recording the outcome of account request %s: %w", id, err)
+	}
+	if n == 0 {
+		return fmt.Errorf("recording the outcome of account request %s: %w", id, ErrNotFound)
+	}
+	return nil
 }
 
 // OAuthState is a started OAuth2 authorization, waiting for the provider
@@ -211,16 +395,55 @@ type OAuthState struct {
 	ExpiresAt int64 // unix ms
 }
 
+const oauthStateCols = `state, user_id, connector, name, verifier, redirect_uri, account_id, expires_at`
+
+func scanOAuthState(r row) (*OAuthState, error) {
+	st := &OAuthState{}
+	if err := r.Scan(&st.State, &st.UserID, &st.Connector, &st.Name, &st.Verifier, &st.RedirectURI, &st.AccountID,
+		&st.ExpiresAt); err != nil {
+		return nil, notFound(err)
+	}
+	return st, nil
+}
+
 // CreateOAuthState inserts st and deletes expired ones.
 func (s *Store) CreateOAuthState(ctx context.Context, st *OAuthState) error {
-	panic("not implemented")
+	err := s.InTx(ctx, func(tx *Tx) error {
+		if _, err := tx.q.exec(ctx, `DELETE FROM oauth_states WHERE expires_at <= $1`, s.nowMS()); err != nil {
+			return fmt.Errorf("deleting expired OAuth2 states: %w", err)
+		}
+		_, err := tx.q.exec(ctx,
+			`INSERT INTO oauth_states (`+oauthStateCols+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
+			st.State, st.UserID, st.Connector, st.Name, st.Verifier, st.RedirectURI, st.AccountID, st.ExpiresAt)
+		if err != nil {
+			if s.backend.isUniqueViolation(err) {
+				return ErrConflict
+			}
+			return err
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("storing an OAuth2 state for connector %s: %w", st.Connector, err)
+	}
+	return nil
 }
 
 // TakeOAuthState deletes and returns the state named state if it has not
 // expired by now (unix ms); a missing or expired state is ErrNotFound. A
 // state can be taken once.
 func (s *Store) TakeOAuthState(ctx context.Context, state string, now int64) (*OAuthState, error) {
-	panic("not implemented")
+	// One statement deletes and reads, so two takers cannot both get it;
+	// an expired state is deleted too.
+	st, err := scanOAuthState(s.backend.writer().queryRow(ctx,
+		`DELETE FROM oauth_states WHERE state = $1 RETURNING `+oauthStateCols, state))
+	if err != nil {
+		return nil, fmt.Errorf("taking an OAuth2 state: %w", err)
+	}
+	if st.ExpiresAt <= now {
+		return nil, fmt.Errorf("taking an OAuth2 state: expired: %w", ErrNotFound)
+	}
+	return st, nil
 }
 
 // OAuthClient is the OAuth2 client an admin registered for a connector.
@@ -234,17 +457,40 @@ type OAuthClient struct {
 
 // SetOAuthClient inserts or replaces the client of c.Connector.
 func (s *Store) SetOAuthClient(ctx context.Context, c *OAuthClient) error {
-	panic("not implemented")
+	c.UpdatedAt = s.nowMS()
+	_, err := s.backend.writer().exec(ctx,
+		`INSERT INTO oauth_clients (connector, client_id, client_secret, updated_at) VALUES ($1, $2, $3, $4)
+		 ON CONFLICT (connector) DO UPDATE SET client_id = excluded.client_id, client_secret = excluded.client_secret,
+		        updated_at = excluded.updated_at`,
+		c.Connector, c.ClientID, c.ClientSecret, c.UpdatedAt)
+	if err != nil {
+		return fmt.Errorf("setting the OAuth2 client of connector %s: %w", c.Connector, err)
+	}
+	return nil
 }
 
 // OAuthClient loads the client of connector.
 func (s *Store) OAuthClient(ctx context.Context, connector string) (*OAuthClient, error) {
-	panic("not implemented")
+	c := &OAuthClient{}
+	err := s.backend.reader().queryRow(ctx,
+		`SELECT connector, client_id, client_secret, updated_at FROM oauth_clients WHERE connector = $1`, connector).
+		Scan(&c.Connector, &c.ClientID, &c.ClientSecret, &c.UpdatedAt)
+	if err != nil {
+		return nil, fmt.Errorf("loading the OAuth2 client of connector %s: %w", connector, notFound(err))
+	}
+	return c, nil
 }
 
 // DeleteOAuthClient removes the client of connector.
 func (s *Store) DeleteOAuthClient(ctx context.Context, connector string) error {
-	panic("not implemented")
+	n, err := s.backend.writer().exec(ctx, `DELETE FROM oauth_clients WHERE connector = $1`, connector)
+	if err != nil {
+		return fmt.Errorf("deleting the OAuth2 client of connector %s: %w", connector, err)
+	}
+	if n == 0 {
+		return fmt.Errorf("deleting the OAuth2 client of connector %s: %w", connector, ErrNotFound)
+	}
+	return nil
 }
 
 // SealedColumn names a column that holds values sealed by the vault and
@@ -265,7 +511,89 @@ var SealedColumns = []SealedColumn{
 // ResealColumn calls fn for every non-empty value of col, in key order and
 // batches, and stores what fn returns if the value is still the one read
 // (a value changed meanwhile is read again). fn returning the value
-// unchanged skips it. It returns how many values it changed.
+// unchanged skips it. It returns how many values it changed. A column
+// not in SealedColumns is refused. Account versions are left alone: a
+// resealed secret holds the same values, so a refresh or update that read
+// the old one still lands (sealing with the new key).
 func (s *Store) ResealColumn(ctx context.Context, col SealedColumn, fn func(key, sealed string) (string, error)) (int, error) {
-	panic("not implemented")
+	if !slices.Contains(SealedColumns, col) {
+		return 0, fmt.Errorf("resealing %s.%s: not a sealed column", col.Table, col.Column)
+	}
+	what := "resealing " + col.Table + "." + col.Column
+	// The names below come only from SealedColumns.
+	page := `SELECT ` + col.KeyColumn + `, ` + col.Column + ` FROM ` + col.Table +
+		` WHERE ` + col.KeyColumn + ` > $1 AND ` + col.Column + ` <> '' ORDER BY ` + col.KeyColumn + ` LIMIT $2`
+	one := `SELECT ` + col.Column + ` FROM ` + col.Table + ` WHERE ` + col.KeyColumn + ` = $1`
+	update := `UPDATE ` + col.Table + ` SET ` + col.Column + ` = $1 WHERE ` + col.KeyColumn + ` = $2 AND ` + col.Column + ` = $3`
+	changed := 0
+	after := ""
+	for {
+		batch, err := collect(ctx, s.backend.reader(), what, scanSealedValue, page, after, resealBatch)
+		if err != nil {
+			return changed, err
+		}
+		for _, v := range batch {
+			done, err := s.resealValue(ctx, what, one, update, v, fn)
+			if err != nil {
+				return changed, err
+			}
+			if done {
+				changed++
+			}
+		}
+		if len(batch) < resealBatch {
+			return changed, nil
+		}
+		after = batch[len(batch)-1].key
+	}
+}
+
+// resealBatch is how many values ResealColumn reads at a time.
+const resealBatch = 200
+
+// resealTries bounds how often a value that keeps changing under
+// ResealColumn is read again.
+const resealTries = 10
+
+type sealedValue struct{ key, value string }
+
+func scanSealedValue(r row) (sealedValue, error) {
+	var v sealedValue
+	err := r.Scan(&v.key, &v.value)
+	return v, err
+}
+
+// resealValue stores what fn makes of v if the stored value is still
+// v.value, reading it again while it changed meanwhile. It reports whether
+// it stored a new value. It leaves Account.Version alone: the secret a
+// reseal writes holds the same values.
+func (s *Store) resealValue(ctx context.Context, what, one, update string, v sealedValue,
+	fn func(key, sealed string) (string, error)) (bool, error) {
+	for range resealTries {
+		sealed, err := fn(v.key, v.value)
+		if err != nil {
+			return false, fmt.Errorf("%s of %s: %w", what, v.key, err)
+		}
+		if sealed == v.value {
+			return false, nil
+		}
+		n, err := s.backend.writer().exec(ctx, update, sealed, v.key, v.value)
+		if err != nil {
+			return false, fmt.Errorf("%s of %s: %w", what, v.key, err)
+		}
+		if n == 1 {
+			return true, nil
+		}
+		err = s.backend.writer().queryRow(ctx, one, v.key).Scan(&v.value)
+		if errors.Is(notFound(err), ErrNotFound) {
+			return false, nil // deleted meanwhile
+		}
+		if err != nil {
+			return false, fmt.Errorf("%s of %s: %w", what, v.key, err)
+		}
+		if v.value == "" {
+			return false, nil
+		}
+	}
+	return false, fmt.Errorf("%s of %s: the value kept changing: %w", what, v.key, ErrConflict)
 }

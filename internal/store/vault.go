@@ -32,3 +32,17 @@ func (s *Store) CreateVaultCheck(ctx context.Context, sealed string) (string, er
 	}
 	return s.VaultCheck(ctx)
 }
+
+// ReplaceVaultCheck writes sealed as the key check value if the stored
+// one is still old, and reports whether it did: a key rotation replaces
+// the check value only once every secret opens with the new key, and
+// never over a check value another rotation wrote meanwhile.
+func (s *Store) ReplaceVaultCheck(ctx context.Context, old, sealed string) (bool, error) {
+	n, err := s.backend.writer().exec(ctx,
+		`UPDATE vault SET value = $1, updated_at = $2 WHERE name = $3 AND value = $4`,
+		sealed, s.nowMS(), vaultCheck, old)
+	if err != nil {
+		return false, fmt.Errorf("replacing the vault check value: %w", err)
+	}
+	return n == 1, nil
+}

@@ -13,9 +13,17 @@ import (
 	"strings"
 )
 
-// KeyFileName is the key file in the data directory, used when
-// PLUGBOARD_SECRET_KEY is not set.
-const KeyFileName = "secret.key"
+// Key files in the data directory, used when PLUGBOARD_SECRET_KEY is not
+// set.
+const (
+	// KeyFileName holds the current key.
+	KeyFileName = "secret.key"
+	// NextKeyFileName holds the new key while a rotation runs.
+	NextKeyFileName = KeyFileName + ".next"
+	// OldKeyFileName keeps the key before the last rotation; nodes still
+	// open values sealed with it.
+	OldKeyFileName = KeyFileName + ".old"
+)
 
 // errKeyFormat says what a key must look like, without repeating it.
 var errKeyFormat = errors.New("must be the base64 of 32 random bytes (make one with: openssl rand -base64 32)")
@@ -46,6 +54,25 @@ func ParseKey(s string) ([]byte, error) {
 		return nil, fmt.Errorf("decodes to %d bytes, not %d: it %w", len(k), KeySize, errKeyFormat)
 	}
 	return k, nil
+}
+
+// ParseKeys reads a comma-separated list of keys, as
+// PLUGBOARD_OLD_SECRET_KEYS holds them; empty items are skipped. Its
+// errors name the item by its position, never by its text.
+func ParseKeys(s string) ([][]byte, error) {
+	var keys [][]byte
+	items := strings.Split(s, ",")
+	for i, item := range items {
+		if strings.TrimSpace(item) == "" {
+			continue
+		}
+		k, err := ParseKey(item)
+		if err != nil {
+			return nil, fmt.Errorf("key %d of %d %w", i+1, len(items), err)
+		}
+		keys = append(keys, k)
+	}
+	return keys, nil
 }
 
 // LoadKeyFile reads the key file in dir. When there is none, it creates
@@ -100,20 +127,30 @@ func readKeyFile(path string) ([]byte, error) {
 	return k, nil
 }
 
-// createKeyFile writes a new key to a temporary file and links it into
-// place, so that the key file is never seen half written; it fails with
-// fs.ErrExist when a key file is already there.
+// createKeyFile writes a new key to path, failing with fs.ErrExist when
+// a key file is already there.
 func createKeyFile(path string) ([]byte, error) {
+	k := NewKey()
+	if err := writeKeyFile(path, k, false); err != nil {
+		return nil, err
+	}
+	return k, nil
+}
+
+// writeKeyFile writes k to a temporary file readable by its owner only
+// (mode 0600) and moves it into place, so that a key file is never seen
+// half written. Without replace it fails with fs.ErrExist when path is
+// there already; with it, it replaces path.
+func writeKeyFile(path string, k []byte, replace bool) error {
 	dir := filepath.Dir(path)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("creating key file: %w", err)
+		return fmt.Errorf("writing key file %s: %w", path, err)
 	}
-	tmp, err := os.CreateTemp(dir, "."+KeyFileName+"-*")
+	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+"-*")
 	if err != nil {
-		return nil, fmt.Errorf("creating key file: %w", err)
+		return fmt.Errorf("writing key file %s: %w", path, err)
 	}
 	defer os.Remove(tmp.Name())
-	k := NewKey()
 	err = tmp.Chmod(0o600)
 	if err == nil {
 		_, err = tmp.WriteString(EncodeKey(k) + "\n")
@@ -125,21 +162,97 @@ func createKeyFile(path string) ([]byte, error) {
 		err = cerr
 	}
 	if err != nil {
-		return nil, fmt.Errorf("creating key file %s: %w", path, err)
+		return fmt.Errorf("writing key file %s: %w", path, err)
 	}
-	if err := os.Link(tmp.Name(), path); err != nil {
+	if replace {
+		err = os.Rename(tmp.Name(), path)
+	} else {
+		err = os.Link(tmp.Name(), path)
+	}
+	if err != nil {
 		if errors.Is(err, fs.ErrExist) {
-			return nil, err
+			return err
 		}
-		return nil, fmt.Errorf("creating key file %s: %w", path, err)
+		return fmt.Errorf("writing key file %s: %w", path, err)
 	}
-	if d, err := os.Open(dir); err == nil {
-		// The new name is durable before anything is sealed with the key.
-		err = d.Sync()
-		_ = d.Close()
-		if err != nil && runtime.GOOS != "windows" {
-			return nil, fmt.Errorf("creating key file %s: syncing its directory: %w", path, err)
+	// The new name is durable before anything is sealed with the key.
+	if err := syncDir(dir); err != nil {
+		return fmt.Errorf("writing key file %s: %w", path, err)
+	}
+	return nil
+}
+
+// syncDir makes the names in dir durable.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return nil // nothing to sync on systems that cannot open directories
+	}
+	err = d.Sync()
+	_ = d.Close()
+	if err != nil && runtime.GOOS != "windows" {
+		return fmt.Errorf("syncing directory %s: %w", dir, err)
+	}
+	return nil
+}
+
+// StageKeyFile prepares a key rotation in key-file mode: it writes k as
+// the next key file (NextKeyFileName, mode 0600) in dir, before anything
+// is sealed with it. When a next key file is there already, a rotation
+// was interrupted: it returns the key that file holds instead, and
+// resumed true, so that the rotation finishes with the key some values
+// may already be sealed with.
+//
+// With k nil it only looks: it returns nil and no error when there is no
+// next key file.
+func StageKeyFile(dir string, k []byte) (staged []byte, resumed bool, err error) {
+	path := filepath.Join(dir, NextKeyFileName)
+	for range 2 {
+		staged, err = readKeyFile(path)
+		if err == nil {
+			return staged, true, nil
+		}
+		if !errors.Is(err, fs.ErrNotExist) {
+			return nil, false, err
+		}
+		if k == nil {
+			return nil, false, nil
+		}
+		err = writeKeyFile(path, k, false)
+		if err == nil {
+			return k, false, nil
+		}
+		if !errors.Is(err, fs.ErrExist) {
+			return nil, false, err
 		}
 	}
-	return k, nil
+	return nil, false, fmt.Errorf("writing key file %s: it appeared and vanished again", path)
+}
+
+// PromoteKeyFile ends a key rotation in key-file mode, once every secret
+// is sealed with the next key: it keeps the current key as
+// OldKeyFileName (mode 0600, replacing an older one) and moves the next
+// key file into place as KeyFileName. The key file is there at every
+// moment, so an interruption leaves either the old key with the next one
+// beside it (StageKeyFile resumes) or the new key.
+func PromoteKeyFile(dir string) error {
+	path := filepath.Join(dir, KeyFileName)
+	next := filepath.Join(dir, NextKeyFileName)
+	if _, err := readKeyFile(next); err != nil {
+		return fmt.Errorf("promoting the next key file: %w", err)
+	}
+	cur, err := readKeyFile(path)
+	if err != nil {
+		return fmt.Errorf("keeping the current key file: %w", err)
+	}
+	if err := writeKeyFile(filepath.Join(dir, OldKeyFileName), cur, true); err != nil {
+		return err
+	}
+	if err := os.Rename(next, path); err != nil {
+		return fmt.Errorf("promoting the next key file: %w", err)
+	}
+	if err := syncDir(dir); err != nil {
+		return fmt.Errorf("promoting the next key file: %w", err)
+	}
+	return nil
 }

@@ -6,14 +6,22 @@ import (
 	"crypto/subtle"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"path/filepath"
+	"slices"
 
 	"github.com/plugboard/plugboard/internal/store"
 )
 
-// EnvKey names the environment variable that holds the key.
-const EnvKey = "PLUGBOARD_SECRET_KEY"
+// Environment variables of the keys.
+const (
+	// EnvKey holds the current key.
+	EnvKey = "PLUGBOARD_SECRET_KEY"
+	// EnvOldKeys holds older keys, comma-separated, that still open
+	// values sealed before a key rotation.
+	EnvOldKeys = "PLUGBOARD_OLD_SECRET_KEYS"
+)
 
 // ErrWrongKey marks a start-up refused because the node's key is not the
 // key the database's secrets are sealed with.
@@ -32,13 +40,16 @@ type Config struct {
 	// Key is the current key, decoded from EnvKey. When nil, the key file
 	// in DataDir is read, or created on the first start.
 	Key []byte
-	// OldKeys still open values sealed before a key rotation.
+	// OldKeys, decoded from EnvOldKeys, still open values sealed before
+	// a key rotation. In key-file mode the key of OldKeyFileName, when
+	// there is one, is added to them.
 	OldKeys [][]byte
-	// DataDir holds the key file when Key is nil.
+	// DataDir holds the key files when Key is nil.
 	DataDir string
 	// Store is the database whose key check value the key must open.
 	Store *store.Store
-	// Logger is told when a key file is created (default: discarded).
+	// Logger is told when a key file is created or a key rotation is
+	// unfinished (default: discarded).
 	Logger *slog.Logger
 }
 
@@ -51,7 +62,7 @@ func Load(ctx context.Context, cfg Config) (*Vault, error) {
 		return nil, errors.New("vault: Store is required")
 	}
 	log := cmp.Or(cfg.Logger, slog.New(slog.DiscardHandler))
-	key, source := cfg.Key, EnvKey
+	key, source, older := cfg.Key, EnvKey, cfg.OldKeys
 	if key == nil {
 		dir := cmp.Or(cfg.DataDir, "data")
 		path := filepath.Join(dir, KeyFileName)
@@ -65,12 +76,20 @@ func Load(ctx context.Context, cfg Config) (*Vault, error) {
 			log.LogAttrs(ctx, slog.LevelWarn, "created a secret key file: back it up, as the secrets in the database cannot be read without it",
 				slog.String("path", path), slog.String("keyId", KeyID(key)))
 		}
+		// The key before the last rotation still opens what a node that
+		// had not restarted yet sealed with it.
+		switch old, err := readKeyFile(filepath.Join(dir, OldKeyFileName)); {
+		case err == nil:
+			older = append(slices.Clip(older), old)
+		case !errors.Is(err, fs.ErrNotExist):
+			return nil, err
+		}
 	}
-	v, err := New(key, cfg.OldKeys...)
+	v, err := New(key, older...)
 	if err != nil {
 		return nil, fmt.Errorf("loading the secret key from %s: %w", source, err)
 	}
-	if err := v.check(ctx, cfg.Store, source, cfg.DataDir); err != nil {
+	if err := v.check(ctx, cfg.Store, log, source, cfg.DataDir); err != nil {
 		return nil, err
 	}
 	return v, nil
@@ -78,7 +97,7 @@ func Load(ctx context.Context, cfg Config) (*Vault, error) {
 
 // check opens the database's key check value, writing it first if the
 // database has none.
-func (v *Vault) check(ctx context.Context, st *store.Store, source, dataDir string) error {
+func (v *Vault) check(ctx context.Context, st *store.Store, log *slog.Logger, source, dataDir string) error {
 	sealed, err := st.VaultCheck(ctx)
 	if errors.Is(err, store.ErrNotFound) {
 		sealed, err = st.CreateVaultCheck(ctx, v.Seal(checkPlain, checkAD))
@@ -100,6 +119,13 @@ func (v *Vault) check(ctx context.Context, st *store.Store, source, dataDir stri
 		return fmt.Errorf("%w: the database's key check value opens with this node's key (from %s, id %s) but holds something else",
 			ErrWrongKey, source, v.current.id)
 	}
+	if id, _ := SealedKeyID(sealed); id != v.current.id {
+		// It opened with an older key: the database has not moved to
+		// this node's key yet, or not entirely.
+		log.LogAttrs(ctx, slog.LevelWarn, "a secret key rotation is unfinished: the database's key check value is sealed with an older key of this node, not its current one; "+
+			"values sealed with the older key still open, and the current key seals new ones; run \"plugboard vault rotate --finish\" with this node's keys to re-seal everything with the current key",
+			slog.String("keyId", v.current.id), slog.String("checkKeyId", id))
+	}
 	return nil
 }
 
@@ -108,6 +134,12 @@ func (v *Vault) check(ctx context.Context, st *store.Store, source, dataDir stri
 // database wants, else a backup.
 func (v *Vault) keyFileHint(source, dataDir, want string) string {
 	if source != EnvKey {
+		if dataDir != "" {
+			path := filepath.Join(dataDir, NextKeyFileName)
+			if k, err := readKeyFile(path); err == nil && KeyID(k) == want {
+				return fmt.Sprintf("; a key rotation was interrupted (%s holds the key): run \"plugboard vault rotate --finish\" to finish it", path)
+			}
+		}
 		return ", or put back the key file from your backup"
 	}
 	if dataDir != "" {

@@ -22,9 +22,14 @@ type Deps struct {
 	// The server shares it with connectors' script components, so that
 	// all scripts together keep to its limits.
 	Sandbox *script.Sandbox
+	// Accounts makes ServerActivity's calls through users' accounts
+	// (connector.StepAccounts); without it ServerActivity is not
+	// registered.
+	Accounts Accounts
 }
 
-// Register adds every core component to r.
+// Register adds every core component to r (ServerActivity only when
+// d.Accounts is set).
 func Register(r *component.Registry, d Deps) {
 	r.Register(Webhook{})
 	r.Register(OnAppEvent{})
@@ -39,4 +44,7 @@ func Register(r *component.Registry, d Deps) {
 	r.Register(Filter{})
 	r.Register(Delay{})
 	r.Register(&Response{replies: d.Replies})
+	if d.Accounts != nil {
+		r.Register(NewServerActivity(d.Accounts))
+	}
 }
