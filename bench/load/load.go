@@ -28,6 +28,9 @@ type loadSpec struct {
 	duration    time.Duration
 	// windowStart, when set, is called as the measured window begins.
 	windowStart func()
+	// send, when set, replaces the webhook post: it sends request n and
+	// returns nil when the answer counts as accepted.
+	send func(ctx context.Context, client *http.Client, n int64) error
 }
 
 // loadStats is what a load run observed. Requests, accepted and the latencies
@@ -70,9 +73,10 @@ func (l *errorLog) report(msg string) {
 	}
 }
 
-// generate posts webhook payloads to spec.url from spec.concurrency workers,
-// each in a closed loop, for spec.warmup and then spec.duration. A 202 that
-// passes spec.check counts as accepted; anything else is an error.
+// generate posts webhook payloads to spec.url (or sends what spec.send
+// does) from spec.concurrency workers, each in a closed loop, for
+// spec.warmup and then spec.duration. A 202 that passes spec.check (or a
+// nil from spec.send) counts as accepted; anything else is an error.
 func generate(ctx context.Context, spec loadSpec, logger *slog.Logger) loadStats {
 	transport := &http.Transport{
 		DialContext:         (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
@@ -112,7 +116,7 @@ func generate(ctx context.Context, spec loadSpec, logger *slog.Logger) loadStats
 				if !start.Before(until) {
 					return
 				}
-				err := post(ctx, client, spec, seq.Add(1))
+				err := spec.do(ctx, client, seq.Add(1))
 				took := time.Since(start)
 				if err != nil && ctx.Err() != nil {
 					return // interrupted: not the server's failure
@@ -150,6 +154,14 @@ func generate(ctx context.Context, spec loadSpec, logger *slog.Logger) loadStats
 		logger.Warn("more requests failed", slog.Int64("notLogged", n-errorsToLog))
 	}
 	return stats
+}
+
+// do sends request n: spec.send's, or the webhook post.
+func (spec loadSpec) do(ctx context.Context, client *http.Client, n int64) error {
+	if spec.send != nil {
+		return spec.send(ctx, client, n)
+	}
+	return post(ctx, client, spec, n)
 }
 
 // post sends payload number n to spec.url and fails unless the answer is

@@ -1,10 +1,12 @@
 // Command load measures how many webhook messages (or app events) Plugboard
 // accepts per second, how long it takes to deliver them, and what that costs
 // in CPU, memory and start-up time, next to a bare net/http server loaded the
-// same way on the same machine.
+// same way on the same machine; or what a request through an account adds
+// to the same request sent to the API directly.
 //
 //	go run ./bench/load [-scenario webhook|appevents|steps] [-c 32,64] [-d 10s] [-pg postgres://...]
 //	go run ./bench/load -scenario polls [-flows 5000] [-poll-interval 5s,10s] [-d 60s] [-pg postgres://...]
+//	go run ./bench/load -scenario proxy [-c 1,16] [-d 10s] [-pg postgres://...]
 //
 // See bench/README.md for the flags and the meaning of each column.
 package main
@@ -18,6 +20,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -47,6 +50,13 @@ func main() {
 	if len(os.Args) > 1 && os.Args[1] == baselineCommand {
 		if err := serveBaseline(); err != nil {
 			fmt.Fprintln(os.Stderr, "baseline server:", err)
+			os.Exit(1)
+		}
+		return
+	}
+	if len(os.Args) > 1 && os.Args[1] == proxyAPICommand {
+		if err := serveProxyAPI(); err != nil {
+			fmt.Fprintln(os.Stderr, "proxy API:", err)
 			os.Exit(1)
 		}
 		return
@@ -84,11 +94,11 @@ func parseFlags(args []string, output io.Writer) (config, error) {
 		fs.PrintDefaults()
 	}
 	var (
-		cfg         config
-		durationSet bool
+		cfg                     config
+		durationSet, concurrSet bool
 	)
-	scen := fs.String("scenario", string(scenarioWebhook), "what Plugboard runs: `name` webhook, appevents, steps or polls (see bench/README.md)")
-	conc := fs.String("c", "64", "concurrent `workers`; a comma-separated list (32,64) runs each in turn")
+	scen := fs.String("scenario", string(scenarioWebhook), "what Plugboard runs: `name` webhook, appevents, steps, polls or proxy (see bench/README.md)")
+	conc := fs.String("c", "64", "concurrent `workers`; a comma-separated list (32,64) runs each in turn (1,16 with -scenario proxy)")
 	fs.DurationVar(&cfg.duration, "d", 10*time.Second, "measured load `duration` per run (60s with -scenario polls)")
 	fs.DurationVar(&cfg.warmup, "warmup", time.Second, "warm-up before the measured window (not counted)")
 	fs.DurationVar(&cfg.drainTimeout, "drain-timeout", 120*time.Second, "how long to wait for every accepted message to be delivered")
@@ -104,8 +114,11 @@ func parseFlags(args []string, output io.Writer) (config, error) {
 		return config{}, err
 	}
 	fs.Visit(func(f *flag.Flag) {
-		if f.Name == "d" {
+		switch f.Name {
+		case "d":
 			durationSet = true
+		case "c":
+			concurrSet = true
 		}
 	})
 	if fs.NArg() > 0 {
@@ -123,6 +136,9 @@ func parseFlags(args []string, output io.Writer) (config, error) {
 	}
 	if cfg.scenario == scenarioPolls && !durationSet {
 		cfg.duration = 60 * time.Second // several polls of every flow
+	}
+	if cfg.scenario == scenarioProxy && !concurrSet {
+		cfg.concurrency = slices.Clone(proxyDefaultConcurrency)
 	}
 	return cfg, cfg.validate()
 }
@@ -194,9 +210,12 @@ func run(ctx context.Context, cfg config, logger *slog.Logger, stdout io.Writer)
 	}
 
 	var results []Result
-	if cfg.scenario == scenarioPolls {
+	switch cfg.scenario {
+	case scenarioPolls:
 		results = runPollScenario(ctx, cfg, bin, work, logger)
-	} else {
+	case scenarioProxy:
+		results = runProxyScenario(ctx, cfg, bin, work, logger)
+	default:
 		results = runLoads(ctx, cfg, bin, work, logger)
 	}
 

@@ -42,7 +42,7 @@ func TestParseFlagsRejects(t *testing.T) {
 		{[]string{"-drain-timeout", "0s"}, "-drain-timeout must be positive"},
 		{[]string{"-skip-baseline", "-skip-plugboard"}, "nothing to run"},
 		{[]string{"extra"}, "unexpected argument"},
-		{[]string{"-scenario", "fanout"}, `-scenario: "fanout" is not one of webhook, appevents, steps, polls`},
+		{[]string{"-scenario", "fanout"}, `-scenario: "fanout" is not one of webhook, appevents, steps, polls, proxy`},
 		{[]string{"-scenario", "polls", "-flows", "0"}, "-flows must be positive"},
 		{[]string{"-scenario", "polls", "-poll-interval", "5s,0s"}, `-poll-interval: "0s" is not a positive duration`},
 		{[]string{"-scenario", "polls", "-item-every", "-1"}, "-item-every must not be negative"},

@@ -50,7 +50,8 @@ type Result struct {
 	StopError          string   `json:"stopError,omitempty"`          // SIGTERM did not end the server cleanly
 	Error              string   `json:"error,omitempty"`              // the run could not be completed
 
-	Polls *pollFigures `json:"polls,omitempty"` // scenario polls: its own figures
+	Polls *pollFigures  `json:"polls,omitempty"` // scenario polls: its own figures
+	Proxy *proxyFigures `json:"proxy,omitempty"` // scenario proxy: its own figures
 }
 
 func (r *Result) addLoad(s loadStats) {
@@ -192,6 +193,8 @@ func (s scenario) columns() []column {
 	switch s {
 	case scenarioPolls:
 		return pollColumns()
+	case scenarioProxy:
+		return proxyColumns()
 	case scenarioAppEvents:
 		cols := []column{target, conc,
 			{"events/s", false, figure("%.0f", func(r Result) float64 { return r.AcceptedPerSec })},
@@ -259,6 +262,11 @@ func writeTable(w io.Writer, s scenario, results []Result) {
 		if r.Polls != nil {
 			name = fmt.Sprintf("%s every %gs", r.Target, r.Polls.IntervalS)
 			for _, n := range pollNotes(r) {
+				notes = append(notes, name+": "+n)
+			}
+		}
+		if r.Proxy != nil {
+			for _, n := range proxyNotes(r) {
 				notes = append(notes, name+": "+n)
 			}
 		}

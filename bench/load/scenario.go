@@ -10,8 +10,8 @@ import (
 	"strings"
 )
 
-// scenario is the traffic Plugboard is loaded with. Every scenario runs the
-// same baseline first.
+// scenario is the traffic Plugboard is loaded with. Every scenario but
+// polls and proxy runs the same baseline first; those two have their own.
 type scenario string
 
 const (
@@ -27,9 +27,13 @@ const (
 	// scenarioPolls: many flows whose connector trigger polls an API in
 	// the load tool, against a plain Go poller (see polls.go).
 	scenarioPolls scenario = "polls"
+	// scenarioProxy: requests through an account to an API in a process
+	// of the load tool's, against the same requests sent to it directly
+	// (see proxy.go).
+	scenarioProxy scenario = "proxy"
 )
 
-var scenarios = []scenario{scenarioWebhook, scenarioAppEvents, scenarioSteps, scenarioPolls}
+var scenarios = []scenario{scenarioWebhook, scenarioAppEvents, scenarioSteps, scenarioPolls, scenarioProxy}
 
 const (
 	appEventName  = "bench-event"
