@@ -60,6 +60,16 @@ type ConnectorAuth struct {
 	// BaseURL is the connector's baseUrl, the default domain of its
 	// accounts.
 	BaseURL string
+	// Test, when set, is a request that succeeds only with valid
+	// credentials: a new account of the connector is stored only if it
+	// passes.
+	Test *CredentialTest
+}
+
+// CredentialTest is the request that checks a connector's new account: a
+// path below the account's domain.
+type CredentialTest struct {
+	Method, Path string
 }
 
 // OAuth2 grants.
@@ -275,12 +285,50 @@ func (s *Service) Create(ctx context.Context, c Caller, in Input) (*View, error)
 	}
 	a.Hint = hint(mainSecret(a, sec))
 	a.Secret = s.seal(a.ID, sec)
+	if auth != nil && auth.Test != nil {
+		if err := s.testCredentials(ctx, c, a, auth.Test); err != nil {
+			return nil, err
+		}
+	}
 	if err := s.cfg.Store.CreateAccount(ctx, a); err != nil {
 		return nil, fmt.Errorf("storing account %s: %w", a.ID, err)
 	}
 	s.log.LogAttrs(ctx, slog.LevelInfo, "account created", slog.String("account", a.ID),
 		slog.String("owner", a.OwnerID), slog.String("authType", a.AuthType))
 	return s.view(a, sec), nil
+}
+
+// testCredentials makes the connector's test request through account a
+// before it is stored: an answer of 400 or more means the API refused the
+// credentials (422, nothing stored); an API that cannot be reached is an
+// *UpstreamError. The call is in the account's audit log.
+func (s *Service) testCredentials(ctx context.Context, c Caller, a *store.Account, t *CredentialTest) error {
+	p, err := s.prepare(a, Request{Method: t.Method, Path: t.Path})
+	if err != nil {
+		return fmt.Errorf("the connector's credential test: %w", err)
+	}
+	res, err := s.do(ctx, c.UserID, a, p, "test")
+	if err != nil {
+		return err
+	}
+	if res.Status >= 400 {
+		var probs problems
+		probs.add("/"+credentialField(a.AuthType), fmt.Sprintf("the API refused these credentials: %s %s answered %d",
+			p.method, p.url.EscapedPath(), res.Status))
+		return probs.err()
+	}
+	return nil
+}
+
+// credentialField names the input field of an auth type's secret.
+func credentialField(authType string) string {
+	switch authType {
+	case AuthBasic:
+		return "password"
+	case AuthAPIKey:
+		return "apiKey"
+	}
+	return "token"
 }
 
 // connectorAuth asks Config.ConnectorAuth for the auth of connector name;

@@ -46,6 +46,9 @@ type acmeAPI struct {
 func newAcmeAPI(t *testing.T) *acmeAPI {
 	a := &acmeAPI{hooks: map[string]string{}, events: map[string]string{}}
 	mux := http.NewServeMux()
+	mux.HandleFunc("GET /v2/me", func(w http.ResponseWriter, r *http.Request) {
+		writeTestJSON(w, map[string]any{"data": map[string]any{"id": "u_1"}})
+	})
 	mux.HandleFunc("POST /v2/contacts", func(w http.ResponseWriter, r *http.Request) {
 		var b map[string]any
 		if err := json.NewDecoder(r.Body).Decode(&b); err != nil || b["email"] == nil {
@@ -142,6 +145,20 @@ func (a *acmeAPI) requireAccount(t *testing.T, e *env) string {
 	a.mu.Lock()
 	a.token = acmeToken
 	a.mu.Unlock()
+	// The connector's credential test (GET /v2/me) refuses a wrong token,
+	// and nothing is stored.
+	var p struct{ Errors []struct{ Field, Message string } }
+	e.do("POST", "/api/v1/accounts", e.admin, map[string]any{
+		"name": "acme", "authType": "token", "connector": "acme-crm", "domain": a.srv.URL, "token": "wrong-token-0123456789",
+	}, http.StatusUnprocessableEntity, &p)
+	if len(p.Errors) != 1 || p.Errors[0].Field != "/token" || !strings.Contains(p.Errors[0].Message, "GET /v2/me answered 401") {
+		t.Fatalf("a wrong token: %+v, want /token refused by GET /v2/me", p.Errors)
+	}
+	var accs struct{ Items []any }
+	e.do("GET", "/api/v1/accounts", e.admin, nil, http.StatusOK, &accs)
+	if len(accs.Items) != 0 {
+		t.Fatalf("a refused account was stored: %v", accs.Items)
+	}
 	var acc struct{ ID string }
 	e.do("POST", "/api/v1/accounts", e.admin, map[string]any{
 		"name": "acme", "authType": "token", "connector": "acme-crm", "domain": a.srv.URL, "token": acmeToken,

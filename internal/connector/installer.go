@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -167,6 +168,11 @@ func (in *Installer) AccountAuth(ctx context.Context, name string) (*account.Con
 		auth = &account.ConnectorAuth{
 			Type: m.Auth.Type, In: m.Auth.In, Name: m.Auth.Name, Prefix: m.Auth.Prefix, Grant: m.Auth.Grant,
 			AuthorizationURL: m.Auth.AuthorizationURL, TokenURL: m.Auth.TokenURL, Scopes: m.Auth.Scopes, BaseURL: m.BaseURL,
+		}
+		// The credential test is a request path below the account's
+		// domain (an absolute URL would leave it).
+		if t := m.Auth.Test; t != nil && strings.HasPrefix(t.URL, "/") && !strings.Contains(t.URL, "{{") {
+			auth.Test = &account.CredentialTest{Method: t.Method, Path: t.URL}
 		}
 	}
 	in.authMu.Lock()
