@@ -54,6 +54,10 @@ type settings struct {
 	// list.
 	secretKey     []byte
 	oldSecretKeys [][]byte
+	// returnOrigins, from PLUGBOARD_OAUTH_RETURN_ORIGINS, are the origins
+	// besides the public URL's that an OAuth2 connection may send the
+	// browser back to.
+	returnOrigins []string
 }
 
 func env(name, def string) string {
@@ -112,6 +116,11 @@ func parseSettings(args []string) (*settings, error) {
 	}
 	if err := s.readSecretKeys(); err != nil {
 		return nil, err
+	}
+	for o := range strings.SplitSeq(os.Getenv("PLUGBOARD_OAUTH_RETURN_ORIGINS"), ",") {
+		if o = strings.TrimSpace(o); o != "" {
+			s.returnOrigins = append(s.returnOrigins, o)
+		}
 	}
 	s.adminEmail = os.Getenv("PLUGBOARD_ADMIN_EMAIL")
 	s.adminPassword = os.Getenv("PLUGBOARD_ADMIN_PASSWORD")
@@ -227,6 +236,7 @@ func serve(ctx context.Context, args []string) error {
 	accounts, err := account.New(account.Config{
 		Store: st, Vault: vlt, HTTP: client, MaxResponseBytes: 10 << 20, Logger: log,
 		ConnectorAuth: installer.AccountAuth, PublicURL: strings.TrimRight(cfg.publicURL, "/"), Events: sysHooks,
+		ReturnOrigins: cfg.returnOrigins,
 	})
 	if err != nil {
 		return err

@@ -18,6 +18,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -94,6 +95,11 @@ type Config struct {
 	// PublicURL is the server's public base URL; the OAuth2 redirect URI
 	// is PublicURL + "/api/v1/accounts/oauth2/callback".
 	PublicURL string
+	// ReturnOrigins are the origins ("https://app.example.com") besides
+	// PublicURL's to which an OAuth2 connection may send the browser back
+	// (StartInput.ReturnTo): the operator's allow-list, so that the
+	// callback is no open redirect.
+	ReturnOrigins []string
 	// Events records COMPONENT_ERROR when an account turns invalid.
 	Events engine.Emitter
 	// DefaultTimeout bounds a request that sets none (default 30s);
@@ -132,6 +138,8 @@ type Service struct {
 	// (keyed by account id), so only one runs at a time here; the store's
 	// refresh lease does the same across nodes.
 	refreshes singleflight.Group
+	// rows keeps the account rows requests read, for rowTTL.
+	rows rowCache
 }
 
 // Defaults of zero Config fields.
@@ -430,6 +438,7 @@ func (s *Service) Update(ctx context.Context, c Caller, id string, p Patch) (*Vi
 				return nil, uerr
 			}
 		}
+		s.rows.forget(id)
 		if err != nil {
 			return nil, fmt.Errorf("updating account %s: %w", id, err)
 		}
@@ -448,7 +457,9 @@ func (s *Service) Revoke(ctx context.Context, c Caller, id string) error {
 	if a.Status == store.AccountRevoked {
 		return fmt.Errorf("revoking account %s: already revoked: %w", id, ErrNotFound)
 	}
-	if err := s.cfg.Store.RevokeAccount(ctx, id, "revoked by "+c.UserID); err != nil {
+	err = s.cfg.Store.RevokeAccount(ctx, id, "revoked by "+c.UserID)
+	s.rows.forget(id)
+	if err != nil {
 		if errors.Is(err, store.ErrNotFound) {
 			return fmt.Errorf("revoking account %s: %w", id, ErrNotFound)
 		}
@@ -656,10 +667,25 @@ func (s *Service) loadAny(ctx context.Context, c Caller, id string) (*store.Acco
 // another user's and c is not an admin; an error wrapping ErrRevoked
 // (saying when and why) when it was revoked, and one wrapping ErrInvalid
 // (with the reason) when its credentials stopped working.
+//
+// Requests read the row through a cache: a node reads each account at most
+// once per rowTTL. Changes made on this node (update, revoke, new tokens)
+// reach the next request at once; those made on another node within
+// rowTTL.
 func (s *Service) load(ctx context.Context, c Caller, id string) (*store.Account, error) {
-	a, err := s.loadAny(ctx, c, id)
-	if err != nil {
-		return nil, err
+	now := time.Now()
+	a, ok := s.rows.get(id, now)
+	if !ok {
+		var err error
+		if a, err = s.cfg.Store.Account(ctx, id); err != nil && !errors.Is(err, store.ErrNotFound) {
+			return nil, fmt.Errorf("loading account %s: %w", id, err)
+		}
+		if err == nil {
+			s.rows.put(a, now)
+		}
+	}
+	if a == nil || (!c.Admin && a.OwnerID != c.UserID) {
+		return nil, fmt.Errorf("loading account %s: %w", id, ErrNotFound)
 	}
 	if err := usable(a); err != nil {
 		return nil, err
@@ -767,3 +793,50 @@ func (s *Service) view(a *store.Account, sec *secrets) *View {
 
 // newID makes a time-ordered id (UUIDv7).
 func newID() string { return uuid.Must(uuid.NewV7()).String() }
+
+// rowTTL is how long a node uses an account row it read for requests
+// before reading it again.
+const rowTTL = time.Second
+
+// maxCachedRows bounds the row cache; when full it starts afresh.
+const maxCachedRows = 10_000
+
+// rowCache keeps account rows by id. It hands out copies, since callers
+// change the rows they get (a refresh writes its new version into its
+// copy).
+type rowCache struct {
+	mu sync.Mutex
+	m  map[string]cachedRow
+}
+
+type cachedRow struct {
+	a       store.Account
+	expires time.Time
+}
+
+func (c *rowCache) get(id string, now time.Time) (*store.Account, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	r, ok := c.m[id]
+	if !ok || now.After(r.expires) {
+		return nil, false
+	}
+	a := r.a
+	return &a, true
+}
+
+func (c *rowCache) put(a *store.Account, now time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil || len(c.m) >= maxCachedRows {
+		c.m = make(map[string]cachedRow)
+	}
+	c.m[a.ID] = cachedRow{a: *a, expires: now.Add(rowTTL)}
+}
+
+// forget drops the row of id, after this node changed it.
+func (c *rowCache) forget(id string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.m, id)
+}

@@ -28,10 +28,15 @@ const (
 	// oauthEarly is how long before its expiry an access token is
 	// refreshed.
 	oauthEarly = time.Minute
-	// oauthLease is how long a node holds an account's refresh lease. A
-	// refresh that fails for a passing reason keeps it until it runs out,
-	// so a struggling token endpoint is not called by every worker.
-	oauthLease = 30 * time.Second
+	// oauthLease is how long a node holds an account's refresh lease.
+	// A whole shared refresh (waiting for another node's included) is
+	// bounded by it, and each token-endpoint call by oauthCallTimeout, so
+	// a node's call has ended before another node can claim the same
+	// version: a provider that rotates refresh tokens never sees the same
+	// one twice.
+	oauthLease = 60 * time.Second
+	// oauthCallTimeout bounds one call of a token endpoint.
+	oauthCallTimeout = 20 * time.Second
 	// oauthPollInterval is how often a node waiting for another node's
 	// refresh reads the account.
 	oauthPollInterval = 50 * time.Millisecond
@@ -157,6 +162,12 @@ func noClientProblem(connector string) *InputError {
 	return oauthProblem("/connector", "no OAuth2 client is set for connector %s; an admin sets it with PUT /api/v1/connectors/%s/oauth2-client", connector, connector)
 }
 
+// noBaseURLProblem is the InputError of an oauth2 connector without a
+// baseUrl: its token may go to no other domain, so it has no accounts.
+func noBaseURLProblem(connector string) *InputError {
+	return oauthProblem("/connector", "connector %s has no baseUrl: it cannot have oauth2 accounts", connector)
+}
+
 func oauthProblem(field, format string, args ...any) *InputError {
 	return &InputError{Problems: []FieldProblem{{Field: field, Message: fmt.Sprintf(format, args...)}}}
 }
@@ -169,7 +180,8 @@ type StartInput struct {
 	// AccountID reconnects an existing (invalid) account instead.
 	AccountID string `json:"accountId,omitempty"`
 	// ReturnTo is where the browser is sent once the account is stored
-	// (with ?accountId=...), an absolute http(s) URL; without it the
+	// (with ?accountId=...), an absolute http(s) URL on the origin of
+	// Config.PublicURL or on one of Config.ReturnOrigins; without it the
 	// callback answers with the account.
 	ReturnTo string `json:"returnTo,omitempty"`
 }
@@ -220,6 +232,8 @@ func (s *Service) StartOAuth2(ctx context.Context, c Caller, in StartInput) (*St
 	if in.ReturnTo != "" {
 		if u, err := url.Parse(in.ReturnTo); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil {
 			ps = append(ps, FieldProblem{Field: "/returnTo", Message: "returnTo must be an absolute http or https URL"})
+		} else if !s.returnOriginAllowed(u) {
+			ps = append(ps, FieldProblem{Field: "/returnTo", Message: "returnTo must be on the origin of this server's public URL or on one the operator allows (PLUGBOARD_OAUTH_RETURN_ORIGINS)"})
 		}
 	}
 	if len(ps) > 0 {
@@ -231,6 +245,9 @@ func (s *Service) StartOAuth2(ctx context.Context, c Caller, in StartInput) (*St
 	}
 	if auth.Grant == GrantClientCredentials {
 		return nil, oauthProblem("/connector", "connector %s uses the clientCredentials grant: create its accounts with POST /api/v1/accounts", in.Connector)
+	}
+	if auth.BaseURL == "" {
+		return nil, noBaseURLProblem(in.Connector)
 	}
 	cl, _, err := s.oauthClient(ctx, in.Connector)
 	if errors.Is(err, ErrNotFound) {
@@ -333,17 +350,36 @@ func (s *Service) FinishOAuth2(ctx context.Context, state, code, providerError s
 		return nil, "", err
 	}
 	s.log.InfoContext(ctx, "OAuth2 account connected", "account", v.ID, "connector", v.Connector, "owner", v.OwnerID)
-	return v, oauthReturnTo(ss.ReturnTo, v.ID), nil
+	return v, s.oauthReturnTo(ss.ReturnTo, v.ID), nil
 }
 
-// oauthReturnTo adds accountId to returnTo ("" stays "").
-func oauthReturnTo(returnTo, id string) string {
+// returnOriginAllowed reports whether the browser may be sent to u after
+// a connection: u's origin is that of Config.PublicURL or one of
+// Config.ReturnOrigins. Anything else would make the callback an open
+// redirect.
+func (s *Service) returnOriginAllowed(u *url.URL) bool {
+	want := origin(u)
+	for _, raw := range append([]string{s.cfg.PublicURL}, s.cfg.ReturnOrigins...) {
+		o, err := url.Parse(strings.TrimSpace(raw))
+		if err != nil || o.Host == "" || (o.Scheme != "http" && o.Scheme != "https") {
+			continue
+		}
+		if origin(o) == want {
+			return true
+		}
+	}
+	return false
+}
+
+// oauthReturnTo adds accountId to returnTo ("" stays ""), if returnTo is
+// still allowed (the configuration may have changed since the start).
+func (s *Service) oauthReturnTo(returnTo, id string) string {
 	if returnTo == "" {
 		return ""
 	}
 	u, err := url.Parse(returnTo)
-	if err != nil {
-		return "" // checked at start
+	if err != nil || !s.returnOriginAllowed(u) {
+		return ""
 	}
 	q := u.Query()
 	q.Set("accountId", id)
@@ -351,8 +387,12 @@ func oauthReturnTo(returnTo, id string) string {
 	return u.String()
 }
 
-// oauthStore creates an oauth2 account of owner holding tok.
+// oauthStore creates an oauth2 account of owner holding tok. Its domain
+// is the connector's baseUrl: the token is the connector's client's.
 func (s *Service) oauthStore(ctx context.Context, owner, name, connector string, auth *ConnectorAuth, prefix string, headers map[string]string, rateLimit float64, tok *oauth2.Token) (*View, error) {
+	if auth.BaseURL == "" {
+		return nil, noBaseURLProblem(connector)
+	}
 	sec := &secrets{Headers: headers}
 	oauthApply(sec, tok)
 	id := newID()
@@ -401,6 +441,7 @@ func (s *Service) oauthReconnect(ctx context.Context, id string, tok *oauth2.Tok
 		sec.RefreshToken = tok.RefreshToken // a new authorization: the old refresh token is void
 		exp := s.oauthExpiry(tok)
 		ok, err := s.cfg.Store.SetAccountTokens(ctx, id, a.Version, s.seal(id, sec), hint(sec.AccessToken), exp)
+		s.rows.forget(id)
 		if err != nil {
 			return nil, fmt.Errorf("storing the tokens of account %s: %w", id, err)
 		}
@@ -450,6 +491,9 @@ func (s *Service) createOAuth2(ctx context.Context, c Caller, in Input, auth *Co
 	if auth.TokenURL == "" {
 		return nil, oauthProblem("/connector", "connector %s names no OAuth2 token URL", in.Connector)
 	}
+	if auth.BaseURL == "" {
+		return nil, noBaseURLProblem(in.Connector)
+	}
 	cl, secret, err := s.oauthClient(ctx, in.Connector)
 	if errors.Is(err, ErrNotFound) {
 		return nil, noClientProblem(in.Connector)
@@ -466,11 +510,6 @@ func (s *Service) createOAuth2(ctx context.Context, c Caller, in Input, auth *Co
 	}
 	if tok.AccessToken == "" {
 		return nil, fmt.Errorf("fetching a token for connector %s: the provider sent no access token", in.Connector)
-	}
-	if in.Domain != "" {
-		cp := *auth
-		cp.BaseURL = in.Domain
-		auth = &cp
 	}
 	return s.oauthStore(ctx, c.UserID, in.Name, in.Connector, auth, in.AuthPrefix, in.Headers, in.RateLimit, tok)
 }
@@ -496,8 +535,8 @@ func (s *Service) accessToken(ctx context.Context, a *store.Account, sec *secret
 	id, read, used := a.ID, a.Version, sec.AccessToken
 	ch := s.refreshes.DoChan(key, func() (any, error) {
 		// The refresh is shared: one caller giving up must not abandon it
-		// for the others, so it gets its own bound.
-		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 3*oauthLease)
+		// for the others, so it gets its own bound, that of the lease.
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), oauthLease)
 		defer cancel()
 		return s.oauthRefresh(rctx, id, read, used, force)
 	})
@@ -562,7 +601,11 @@ func (s *Service) oauthRefresh(ctx context.Context, id string, read int64, used 
 			if !force && sec.AccessToken != "" && s.oauthFresh(a.TokenExpiresAt, 0) {
 				return stored, nil // nothing to refresh with: use it to the end
 			}
-			return oauthToken{}, s.oauthInvalidate(ctx, a, errNoRefreshToken.Error())
+			err := s.oauthInvalidate(ctx, a, errNoRefreshToken.Error())
+			if errors.Is(err, errRefreshStale) {
+				continue // new tokens landed meanwhile
+			}
+			return oauthToken{}, err
 		}
 		now := s.oauthNow()
 		ok, err := s.cfg.Store.ClaimAccountRefresh(ctx, id, a.Version, now.UnixMilli(), now.Add(oauthLease).UnixMilli())
@@ -570,7 +613,11 @@ func (s *Service) oauthRefresh(ctx context.Context, id string, read int64, used 
 			return oauthToken{}, fmt.Errorf("claiming the refresh of account %s: %w", id, err)
 		}
 		if ok {
-			return s.oauthRenew(ctx, a, sec, auth)
+			t, err := s.oauthRenew(ctx, a, sec, auth)
+			if errors.Is(err, errRefreshStale) {
+				continue // another refresh landed first: use its tokens
+			}
+			return t, err
 		}
 		// Another node refreshes: wait until it has (the version grows),
 		// or its lease runs out, then look again.
@@ -611,7 +658,8 @@ func (s *Service) oauthRenew(ctx context.Context, a *store.Account, sec *secrets
 	if err != nil {
 		return oauthToken{}, fmt.Errorf("refreshing the OAuth2 tokens of account %s: %w", a.ID, err)
 	}
-	hctx := s.oauthContext(ctx)
+	hctx, cancel := context.WithTimeout(s.oauthContext(ctx), oauthCallTimeout)
+	defer cancel()
 	var tok *oauth2.Token
 	if auth.Grant == GrantClientCredentials {
 		tok, err = oauthCredentials(auth, cl.ClientID, secret).Token(hctx)
@@ -638,6 +686,7 @@ func (s *Service) oauthRenew(ctx context.Context, a *store.Account, sec *secrets
 		oauthApply(sec, tok)
 		exp := s.oauthExpiry(tok)
 		ok, err := s.cfg.Store.SetAccountTokens(ctx, id, a.Version, s.seal(id, sec), hint(sec.AccessToken), exp)
+		s.rows.forget(id)
 		if err != nil {
 			return oauthToken{}, fmt.Errorf("storing the refreshed tokens of account %s: %w", id, err)
 		}
@@ -660,13 +709,19 @@ func (s *Service) oauthRenew(ctx context.Context, a *store.Account, sec *secrets
 	return oauthToken{}, fmt.Errorf("storing the refreshed tokens of account %s: it kept changing meanwhile", id)
 }
 
-// oauthInvalidate marks account a invalid with reason and, if it was
-// active, records COMPONENT_ERROR in the same transaction. It returns the
-// error callers see.
+// errRefreshStale: a refresh failed, but the account has new tokens
+// since the version it read: the failure says nothing about them.
+var errRefreshStale = errors.New("the account changed since the refresh began")
+
+// oauthInvalidate marks account a invalid with reason if it is still
+// active at a.Version (the version whose refresh failed) and then records
+// COMPONENT_ERROR in the same transaction. It returns the error callers
+// see, or errRefreshStale when the account is active at a newer version
+// (another node stored new tokens meanwhile).
 func (s *Service) oauthInvalidate(ctx context.Context, a *store.Account, reason string) error {
 	var changed bool
 	err := s.cfg.Store.InTx(ctx, func(tx *store.Tx) error {
-		ok, err := tx.MarkAccountInvalid(ctx, a.ID, reason)
+		ok, err := tx.MarkAccountInvalid(ctx, a.ID, a.Version, reason)
 		if err != nil {
 			return err
 		}
@@ -681,11 +736,23 @@ func (s *Service) oauthInvalidate(ctx context.Context, a *store.Account, reason 
 			"error":     "account " + a.ID + " is invalid: " + reason,
 		})
 	})
+	s.rows.forget(a.ID)
 	if err != nil {
 		return fmt.Errorf("marking account %s invalid: %w", a.ID, err)
 	}
 	if changed {
 		s.log.WarnContext(ctx, "account marked invalid", "account", a.ID, "connector", a.Connector, "owner", a.OwnerID, "reason", reason)
+	} else {
+		now, err := s.cfg.Store.Account(ctx, a.ID)
+		if err != nil {
+			return fmt.Errorf("loading account %s: %w", a.ID, err)
+		}
+		if now.Status == store.AccountActive {
+			return errRefreshStale
+		}
+		if err := usable(now); err != nil {
+			return err // invalid or revoked already, with its own reason
+		}
 	}
 	b := *a
 	b.Status, b.StatusReason = store.AccountInvalid, reason

@@ -271,6 +271,8 @@ type oaFixture struct {
 	// private networks allowed, for the fake provider on loopback).
 	http   *http.Client
 	offset atomic.Int64 // added to the clock
+	// returnOrigins is Config.ReturnOrigins of the services made next.
+	returnOrigins []string
 }
 
 const oaPublicURL = "https://plugboard.example"
@@ -283,7 +285,7 @@ var (
 
 func newOAFixture(t *testing.T, backend, grant string) *oaFixture {
 	t.Helper()
-	f := &oaFixture{backend: backend, p: newOAProvider(t), events: &oaEmitter{}, logs: &oaLog{}}
+	f := &oaFixture{backend: backend, p: newOAProvider(t), events: &oaEmitter{}, logs: &oaLog{}, returnOrigins: []string{"https://app.example"}}
 	f.cfg = storetest.Config(t, backend)
 	st, err := store.Open(context.Background(), f.cfg)
 	if err != nil {
@@ -324,10 +326,11 @@ func (f *oaFixture) service(t *testing.T, st *store.Store) *Service {
 			a := *f.auth
 			return &a, nil
 		},
-		PublicURL: oaPublicURL,
-		Events:    f.events,
-		Logger:    slog.New(slog.NewJSONHandler(f.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
-		Now:       func() time.Time { return time.Now().Add(time.Duration(f.offset.Load())) },
+		PublicURL:     oaPublicURL,
+		ReturnOrigins: f.returnOrigins,
+		Events:        f.events,
+		Logger:        slog.New(slog.NewJSONHandler(f.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		Now:           func() time.Time { return time.Now().Add(time.Duration(f.offset.Load())) },
 	})
 	if err != nil {
 		t.Fatalf("making the service: %v", err)
@@ -975,6 +978,204 @@ func TestOAuth2TokenEndpointFollowsAddressPolicy(t *testing.T) {
 			}
 			if n := f.p.count("refresh_token") + f.p.count("authorization_code"); n != 1 {
 				t.Errorf("the provider was called %d times, want once (the first connection)", n)
+			}
+		})
+	}
+}
+
+// TestOAuth2ReturnToIsRestricted: the callback sends the browser only to
+// the origin of the public URL or one the operator allows, else it would
+// be an open redirect on Plugboard's host.
+func TestOAuth2ReturnToIsRestricted(t *testing.T) {
+	t.Parallel()
+	for _, backend := range storetest.Backends() {
+		t.Run(backend, func(t *testing.T) {
+			t.Parallel()
+			f := newOAFixture(t, backend, "")
+			ctx := context.Background()
+			for _, returnTo := range []string{
+				"https://evil.example/phish",
+				"https://app.example.evil.example/",
+				"http://app.example/done",       // another scheme
+				"https://app.example:8443/done", // another port
+				"http://plugboard.example/done",
+				"//app.example/done",
+			} {
+				_, err := f.svc.StartOAuth2(ctx, oaUser, StartInput{Connector: "fake", ReturnTo: returnTo})
+				oaField(t, err, "/returnTo", "")
+			}
+			for _, returnTo := range []string{
+				"https://plugboard.example/ui/accounts",
+				"https://APP.example:443/done",
+			} {
+				if _, err := f.svc.StartOAuth2(ctx, oaUser, StartInput{Connector: "fake", ReturnTo: returnTo}); err != nil {
+					t.Errorf("returnTo %s: %v", returnTo, err)
+				}
+			}
+
+			// Once the operator no longer allows the origin, a state started
+			// before connects the account but sends the browser nowhere.
+			res, q := f.start(t, oaUser, StartInput{Connector: "fake", ReturnTo: "https://app.example/done"})
+			f.returnOrigins = nil
+			strict := f.service(t, f.st)
+			_, err := strict.StartOAuth2(ctx, oaUser, StartInput{Connector: "fake", ReturnTo: "https://app.example/done"})
+			oaField(t, err, "/returnTo", "")
+			code := f.p.grant(q.Get("code_challenge"), q.Get("redirect_uri"))
+			v, returnTo, err := strict.FinishOAuth2(ctx, res.State, code, "")
+			if err != nil || v == nil || returnTo != "" {
+				t.Fatalf("finishing: %v, returnTo %q (want the account and none)", err, returnTo)
+			}
+		})
+	}
+}
+
+// TestOAuth2DomainIsTheConnectors: an oauth2 account's token belongs to
+// the connector's client, so it goes only to the connector's baseUrl.
+func TestOAuth2DomainIsTheConnectors(t *testing.T) {
+	t.Parallel()
+	for _, backend := range storetest.Backends() {
+		t.Run(backend, func(t *testing.T) {
+			t.Parallel()
+			f := newOAFixture(t, backend, GrantClientCredentials)
+			ctx := context.Background()
+			in := Input{Name: "Service", AuthType: AuthOAuth2, Connector: "fake", Domain: "https://collector.evil.example/v1"}
+			_, err := f.svc.Create(ctx, oaUser, in)
+			oaField(t, err, "/domain", "baseUrl")
+			if n := f.p.count("client_credentials"); n != 0 {
+				t.Errorf("a refused account fetched %d tokens", n)
+			}
+			in.Domain = f.auth.BaseURL + "/"
+			v, err := f.svc.Create(ctx, oaUser, in)
+			if err != nil || v.Domain != f.auth.BaseURL {
+				t.Fatalf("creating with the connector's domain: %v (domain %v)", err, v)
+			}
+			evil := "https://collector.evil.example/v1"
+			_, err = f.svc.Update(ctx, oaUser, v.ID, Patch{Domain: &evil})
+			oaField(t, err, "/domain", "cannot change")
+			if a, _ := f.account(t, v.ID); a.Domain != f.auth.BaseURL {
+				t.Errorf("the domain became %s", a.Domain)
+			}
+			name := "Renamed"
+			if _, err := f.svc.Update(ctx, oaUser, v.ID, Patch{Name: &name, Domain: &f.auth.BaseURL}); err != nil {
+				t.Errorf("a patch keeping the domain: %v", err)
+			}
+
+			// A connector without baseUrl has no oauth2 accounts.
+			f.auth.BaseURL = ""
+			_, err = f.svc.Create(ctx, oaUser, Input{Name: "x", AuthType: AuthOAuth2, Connector: "fake"})
+			oaField(t, err, "/connector", "fake")
+			_, err = f.svc.Create(ctx, oaUser, Input{Name: "x", AuthType: AuthOAuth2, Connector: "fake", Domain: evil})
+			oaField(t, err, "/connector", "baseUrl")
+			f.auth.Grant = GrantAuthorizationCode
+			_, err = f.svc.StartOAuth2(ctx, oaUser, StartInput{Connector: "fake"})
+			oaField(t, err, "/connector", "baseUrl")
+
+			// Nor does one that lost it between start and callback.
+			f.auth.BaseURL = "https://api.fake.example/v1"
+			res, q := f.start(t, oaUser, StartInput{Connector: "fake"})
+			f.auth.BaseURL = ""
+			code := f.p.grant(q.Get("code_challenge"), q.Get("redirect_uri"))
+			_, _, err = f.svc.FinishOAuth2(ctx, res.State, code, "")
+			oaField(t, err, "/connector", "baseUrl")
+		})
+	}
+}
+
+// TestOAuth2SlowRefreshKeepsLease: a node's refresh outlasts neither its
+// lease nor the other node's patience. Node 1 refreshes while the provider
+// (which rotates refresh tokens) takes 1.5 s; the clock jumps 31 s; node
+// 2 then needs a fresh token too. It must wait for node 1's tokens rather
+// than spend the same refresh token again, get invalid_grant, and mark a
+// working account invalid.
+func TestOAuth2SlowRefreshKeepsLease(t *testing.T) {
+	t.Parallel()
+	for _, backend := range storetest.Backends() {
+		t.Run(backend, func(t *testing.T) {
+			t.Parallel()
+			f := newOAFixture(t, backend, "")
+			ctx := context.Background()
+			st2 := f.st
+			if backend == store.BackendPostgres {
+				var err error
+				if st2, err = store.Open(ctx, f.cfg); err != nil {
+					t.Fatalf("opening the second node's store: %v", err)
+				}
+				t.Cleanup(func() { _ = st2.Close() })
+			}
+			node2 := f.service(t, st2)
+			v := f.connect(t, oaUser)
+			f.p.set(func(p *oaProvider) { p.refreshDelay = 1500 * time.Millisecond })
+			a, sec := f.account(t, v.ID)
+
+			type outcome struct {
+				tok string
+				err error
+			}
+			first := make(chan outcome, 1)
+			go func() {
+				ac, sc := *a, *sec
+				tok, err := f.svc.accessToken(ctx, &ac, &sc, true)
+				first <- outcome{tok, err}
+			}()
+			deadline := time.Now().Add(10 * time.Second)
+			for f.p.count("refresh_token") == 0 {
+				if time.Now().After(deadline) {
+					t.Fatal("node 1 never called the token endpoint")
+				}
+				time.Sleep(5 * time.Millisecond)
+			}
+			f.offset.Store(int64(31 * time.Second))
+			ac, sc := *a, *sec
+			tok2, err2 := node2.accessToken(ctx, &ac, &sc, true)
+			got1 := <-first
+			if got1.err != nil || err2 != nil {
+				t.Fatalf("node 1: %v; node 2: %v", got1.err, err2)
+			}
+			if tok2 != got1.tok || tok2 == sec.AccessToken {
+				t.Errorf("node 2 got another token than node 1's refresh (same as node 1 %t, old %t)", tok2 == got1.tok, tok2 == sec.AccessToken)
+			}
+			if n := f.p.count("refresh_token"); n != 1 {
+				t.Errorf("the provider was asked %d times, want once", n)
+			}
+			b, bsec := f.account(t, v.ID)
+			if b.Status != store.AccountActive || bsec.AccessToken != got1.tok || len(f.events.list()) != 0 {
+				t.Errorf("account %s (%q), holds node 1's token %t, %d events; want active with it and none",
+					b.Status, b.StatusReason, bsec.AccessToken == got1.tok, len(f.events.list()))
+			}
+		})
+	}
+}
+
+// TestOAuth2StaleRefreshFailureKeepsAccount: a refresh that fails after
+// another one stored new tokens does not mark the account invalid.
+func TestOAuth2StaleRefreshFailureKeepsAccount(t *testing.T) {
+	t.Parallel()
+	for _, backend := range storetest.Backends() {
+		t.Run(backend, func(t *testing.T) {
+			t.Parallel()
+			f := newOAFixture(t, backend, "")
+			ctx := context.Background()
+			v := f.connect(t, oaUser)
+			a, sec := f.account(t, v.ID)
+			ac, sc := *a, *sec
+			if _, err := f.svc.accessToken(ctx, &ac, &sc, true); err != nil {
+				t.Fatalf("refreshing: %v", err)
+			}
+			// A refresh claimed at the version read before fails late.
+			err := f.svc.oauthInvalidate(ctx, a, "the provider refused to renew the OAuth2 tokens (HTTP 400 invalid_grant)")
+			if !errors.Is(err, errRefreshStale) {
+				t.Fatalf("a stale failure: %v, want errRefreshStale", err)
+			}
+			if b, _ := f.account(t, v.ID); b.Status != store.AccountActive || len(f.events.list()) != 0 {
+				t.Fatalf("account %s with %d events; want active and none", b.Status, len(f.events.list()))
+			}
+			// The account as it is now is marked.
+			b, _ := f.account(t, v.ID)
+			if err := f.svc.oauthInvalidate(ctx, b, "refused"); !errors.Is(err, ErrInvalid) {
+				t.Fatalf("a current failure: %v, want ErrInvalid", err)
+			}
+			if c, _ := f.account(t, v.ID); c.Status != store.AccountInvalid || len(f.events.list()) != 1 {
+				t.Fatalf("account %s with %d events; want invalid and one", c.Status, len(f.events.list()))
 			}
 		})
 	}

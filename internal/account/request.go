@@ -81,8 +81,8 @@ func (s *Service) call(ctx context.Context, who string, a *store.Account, req Re
 func (s *Service) prepare(a *store.Account, req Request) (*prepared, error) {
 	var probs problems
 	p := &prepared{method: strings.ToUpper(cmp.Or(req.Method, http.MethodGet)), header: http.Header{}}
-	if !isToken(p.method) || p.method == http.MethodConnect {
-		probs.add("/method", "must be an HTTP method such as GET, POST, PUT, PATCH or DELETE")
+	if !allowedMethods[p.method] {
+		probs.add("/method", "must be GET, HEAD, POST, PUT, PATCH, DELETE or OPTIONS")
 	}
 	base, err := outbound.ParseBaseURL(a.Domain)
 	if err != nil {
@@ -294,7 +294,7 @@ func (s *Service) newRequest(ctx context.Context, a *store.Account, sec *secrets
 		body = bytes.NewReader(p.body)
 	}
 	u := *p.url
-	hreq, err := http.NewRequestWithContext(ctx, p.method, u.String(), body)
+	hreq, err := http.NewRequestWithContext(withDomain(ctx, a), p.method, u.String(), body)
 	if err != nil {
 		// Not %w: the error may quote the URL.
 		return nil, fmt.Errorf("preparing %s %s through account %s: not a valid request", p.method, u.Host, a.ID)
@@ -315,10 +315,14 @@ func (s *Service) newRequest(ctx context.Context, a *store.Account, sec *secrets
 }
 
 // authorize adds a's extra headers and credentials to hreq, over any
-// credential or header of the same name already there.
+// credential or header of the same name already there. Names are
+// compared as servers may read them (sameHeader): a caller's X_Api_Key
+// next to the account's X-Api-Key, or a Proxy_Authorization, is dropped.
 func authorize(hreq *http.Request, a *store.Account, sec *secrets, token string) {
-	for name := range credentialHeaders {
-		hreq.Header.Del(name)
+	for name := range hreq.Header {
+		if shadowsAccount(name, a, sec) {
+			delete(hreq.Header, name)
+		}
 	}
 	for name, value := range sec.Headers {
 		hreq.Header.Set(name, value)
@@ -339,6 +343,24 @@ func authorize(hreq *http.Request, a *store.Account, sec *secrets, token string)
 			hreq.Header.Set(a.APIKeyName, sec.APIKey)
 		}
 	}
+}
+
+// shadowsAccount reports whether a header of the caller named name could
+// be read by a server as a credential header or as one that account a
+// (holding sec) sets.
+func shadowsAccount(name string, a *store.Account, sec *secrets) bool {
+	if reservedHeader(name) {
+		return true
+	}
+	if a.AuthType == AuthAPIKey && a.APIKeyIn == InHeader && sameHeader(name, a.APIKeyName) {
+		return true
+	}
+	for have := range sec.Headers {
+		if sameHeader(name, have) {
+			return true
+		}
+	}
+	return false
 }
 
 // callError turns a failed call to t into the error the caller sees:
@@ -379,7 +401,10 @@ func (s *Service) send(ctx context.Context, who string, a *store.Account, source
 		if origin(hreq.URL) != origin(base) {
 			return nil, &InputError{Problems: []FieldProblem{{Field: "/url", Message: "leaves the domain of account " + a.ID}}}
 		}
-		return hreq, nil
+		if !allowedMethods[strings.ToUpper(hreq.Method)] {
+			return nil, &InputError{Problems: []FieldProblem{{Field: "/method", Message: "must be GET, HEAD, POST, PUT, PATCH, DELETE or OPTIONS"}}}
+		}
+		return hreq.WithContext(withDomain(hreq.Context(), a)), nil
 	}
 	hreq, err := buildReq()
 	if err != nil {
@@ -438,13 +463,32 @@ func discard(resp *http.Response) {
 	resp.Body.Close()
 }
 
+// domainKey is the context key of the domain of the account a request
+// goes through (a *url.URL), for the redirect policy.
+type domainKey struct{}
+
+// withDomain notes a's domain in ctx for sameOrigin.
+func withDomain(ctx context.Context, a *store.Account) context.Context {
+	base, err := outbound.ParseBaseURL(a.Domain)
+	if err != nil {
+		return ctx
+	}
+	return context.WithValue(ctx, domainKey{}, base)
+}
+
 // sameOrigin wraps next, the client's redirect policy: a redirect is
-// followed only within the origin of the first request. One that leaves
-// it is not followed: its 3xx answer is the result, so neither the
-// account's headers nor an API key in the query reach another origin.
+// followed only within the origin of the first request and, for a
+// request through an account (see withDomain), at or below the path of
+// its domain, as outbound.JoinPath allows paths. One that leaves them is
+// not followed: its 3xx answer is the result, so neither the account's
+// credentials and headers nor an API key in the query reach another
+// origin, or another API (a tenant) on the same one.
 func sameOrigin(next func(*http.Request, []*http.Request) error) func(*http.Request, []*http.Request) error {
 	return func(req *http.Request, via []*http.Request) error {
 		if origin(req.URL) != origin(via[0].URL) {
+			return http.ErrUseLastResponse
+		}
+		if base, ok := req.Context().Value(domainKey{}).(*url.URL); ok && !belowDomain(base, req.URL) {
 			return http.ErrUseLastResponse
 		}
 		if next != nil {
@@ -455,6 +499,19 @@ func sameOrigin(next func(*http.Request, []*http.Request) error) func(*http.Requ
 		}
 		return nil
 	}
+}
+
+// belowDomain reports whether u's path is at or below base's path by
+// the rule of outbound.JoinPath: no encoded slashes, and dot segments
+// (encoded ones too) resolved before the path is compared.
+func belowDomain(base, u *url.URL) bool {
+	root := &url.URL{Scheme: base.Scheme, Host: base.Host}
+	j, err := outbound.JoinPath(root, cmp.Or(u.EscapedPath(), "/"))
+	if err != nil {
+		return false
+	}
+	basePath := strings.TrimSuffix(base.Path, "/")
+	return basePath == "" || j.Path == basePath || strings.HasPrefix(j.Path, basePath+"/")
 }
 
 // origin is scheme://host:port with the scheme's default port filled in.

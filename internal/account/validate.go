@@ -57,10 +57,64 @@ var credentialHeaders = map[string]bool{
 	"Authorization": true, "Proxy-Authorization": true, "Cookie": true, "Cookie2": true,
 }
 
-// reservedHeader reports whether name (in canonical form) may be neither
-// an account's extra header nor a caller's.
+// reservedKeys holds the headerKey of every connection and credential
+// header.
+var reservedKeys = func() map[string]bool {
+	m := map[string]bool{}
+	for name := range connectionHeaders {
+		m[headerKey(name)] = true
+	}
+	for name := range credentialHeaders {
+		m[headerKey(name)] = true
+	}
+	return m
+}()
+
+// reservedHeader reports whether name may be neither an account's extra
+// header nor a caller's. Names are compared as headerKey does, so
+// "Proxy_Authorization" is reserved too.
 func reservedHeader(name string) bool {
-	return connectionHeaders[name] || credentialHeaders[name]
+	return reservedKeys[headerKey(name)]
+}
+
+// headerKey is the name of a header as servers may read it: without case,
+// and with '_' as '-' (CGI and many frameworks turn both into
+// HTTP_X_API_KEY, and merge or pick among headers that differ only so).
+func headerKey(name string) string {
+	return strings.ToLower(strings.ReplaceAll(name, "_", "-"))
+}
+
+// sameHeader reports whether header names a and b may reach a server as
+// the same header.
+func sameHeader(a, b string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := 0; i < len(a); i++ {
+		if foldHeaderByte(a[i]) != foldHeaderByte(b[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+// foldHeaderByte is c as headerKey reads it.
+func foldHeaderByte(c byte) byte {
+	switch {
+	case c == '_':
+		return '-'
+	case 'A' <= c && c <= 'Z':
+		return c + ('a' - 'A')
+	}
+	return c
+}
+
+// allowedMethods are the methods a request through an account may use.
+// TRACE (which echoes the request, credentials included, back to the
+// caller), CONNECT and methods of other protocols are refused.
+var allowedMethods = map[string]bool{
+	http.MethodGet: true, http.MethodHead: true, http.MethodPost: true, http.MethodPut: true,
+	http.MethodPatch: true, http.MethodDelete: true, http.MethodOptions: true,
 }
 
 // isToken reports whether s is an HTTP token (RFC 9110): a header name,
@@ -138,7 +192,26 @@ func applyConnector(p *problems, in *Input, auth *ConnectorAuth) {
 	if in.AuthType == AuthToken || in.AuthType == AuthOAuth2 {
 		in.AuthPrefix = agree("/authPrefix", in.AuthPrefix, auth.Prefix, false)
 	}
+	if in.AuthType == AuthOAuth2 && auth.Type == AuthOAuth2 {
+		// The token is issued to the admin's client of the connector: it
+		// goes to the connector's API only, never to a domain of the
+		// user's choosing.
+		switch {
+		case auth.BaseURL == "":
+			p.add("/connector", fmt.Sprintf("connector %q has no baseUrl: it cannot have oauth2 accounts", in.Connector))
+		case in.Domain != "" && !sameDomain(in.Domain, auth.BaseURL):
+			p.add("/domain", fmt.Sprintf("the domain of an oauth2 account is the baseUrl of connector %q (%s)", in.Connector, auth.BaseURL))
+		}
+		in.Domain = auth.BaseURL
+		return
+	}
 	in.Domain = cmp.Or(in.Domain, auth.BaseURL)
+}
+
+// sameDomain reports whether domains a and b are the same, a trailing
+// slash aside.
+func sameDomain(a, b string) bool {
+	return strings.TrimRight(a, "/") == strings.TrimRight(b, "/")
 }
 
 // checkAccount lists what is wrong with account a holding sec. Messages
@@ -170,7 +243,7 @@ func checkAccount(a *store.Account, sec *secrets) problems {
 			p.add(field, "is not a valid header name")
 		case reservedHeader(canon):
 			p.add(field, "is set by Plugboard or by the connection; it cannot be an extra header")
-		case a.AuthType == AuthAPIKey && a.APIKeyIn == InHeader && strings.EqualFold(name, a.APIKeyName):
+		case a.AuthType == AuthAPIKey && a.APIKeyIn == InHeader && sameHeader(name, a.APIKeyName):
 			p.add(field, "is the header of the API key")
 		case !isHeaderValue(value):
 			p.add(field, "the value holds control characters")
@@ -221,8 +294,8 @@ func checkAPIKey(p *problems, a *store.Account, sec *secrets) {
 			p.add("/apiKey/name", "required")
 		case !isToken(a.APIKeyName):
 			p.add("/apiKey/name", "is not a valid header name")
-		case connectionHeaders[name]:
-			p.add("/apiKey/name", "is a header of the connection")
+		case reservedHeader(name):
+			p.add("/apiKey/name", "is a header of the connection or of other credentials")
 		}
 		if sec.APIKey != "" && !isHeaderValue(sec.APIKey) {
 			p.add("/apiKey/value", "holds control characters")
@@ -251,7 +324,13 @@ func applyPatch(a *store.Account, sec *secrets, patch Patch) error {
 		a.Name = *patch.Name
 	}
 	if patch.Domain != nil {
-		a.Domain = *patch.Domain
+		switch {
+		case t == AuthOAuth2 && !sameDomain(*patch.Domain, a.Domain):
+			// Its token belongs to the connector's OAuth2 client.
+			p.add("/domain", fmt.Sprintf("the domain of an oauth2 account is the baseUrl of its connector %q; it cannot change", a.Connector))
+		case t != AuthOAuth2:
+			a.Domain = *patch.Domain
+		}
 	}
 	if patch.Headers != nil {
 		for name, value := range *patch.Headers {

@@ -147,7 +147,9 @@ func (a *acmeAPI) requireAccount(t *testing.T, e *env) string {
 	a.mu.Unlock()
 	// The connector's credential test (GET /v2/me) refuses a wrong token,
 	// and nothing is stored.
-	var p struct{ Errors []struct{ Field, Message string } }
+	var p struct {
+		Errors []struct{ Field, Message string }
+	}
 	e.do("POST", "/api/v1/accounts", e.admin, map[string]any{
 		"name": "acme", "authType": "token", "connector": "acme-crm", "domain": a.srv.URL, "token": "wrong-token-0123456789",
 	}, http.StatusUnprocessableEntity, &p)

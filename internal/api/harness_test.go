@@ -95,6 +95,7 @@ func newNode(t *testing.T, cfg store.Config, nodeID string, opts ...func(*compon
 	accounts, err := account.New(account.Config{
 		Store: st, Vault: vlt, HTTP: outbound.NewClient(outbound.Options{AllowPrivate: true}), Logger: logger,
 		ConnectorAuth: installer.AccountAuth, PublicURL: srv.URL, Events: sysHooks, AuditFlushInterval: 10 * time.Millisecond,
+		ReturnOrigins: []string{"https://app.example.com"},
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -73,6 +73,8 @@ type Server struct {
 	handler http.Handler
 	ready   atomic.Bool
 	hooks   hookCache
+	// tokens saves reading the caller's token on every call.
+	tokens tokenCache
 	// aclRules caches the connector access rules; installed lists the
 	// connectors that POST /api/v1/acl/rules/installed-connectors grants.
 	aclRules  *acl.Cache

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"net/http"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/google/uuid"
 
@@ -49,14 +51,60 @@ func (s *Server) principal(ctx context.Context, header string) (principal, error
 	if err != nil {
 		return principal{}, err
 	}
-	t, u, err := s.store.TokenUser(ctx, id)
-	if err != nil {
+	e, ok := s.tokens.get(id, time.Now())
+	if !ok {
+		t, u, err := s.store.TokenUser(ctx, id)
+		if err != nil {
+			return principal{}, auth.ErrInvalidToken
+		}
+		e = tokenEntry{hash: t.SecretHash, p: principal{UserID: u.ID, Role: u.Role}}
+		s.tokens.put(id, e, time.Now())
+	}
+	if !auth.SecretMatches(secret, e.hash) {
 		return principal{}, auth.ErrInvalidToken
 	}
-	if !auth.SecretMatches(secret, t.SecretHash) {
-		return principal{}, auth.ErrInvalidToken
+	return e.p, nil
+}
+
+// tokenTTL is how long a node trusts a token it has read: every API call
+// would otherwise read the token and its user from the database.
+const tokenTTL = time.Second
+
+// maxCachedTokens bounds the cache; when full it starts afresh.
+const maxCachedTokens = 10_000
+
+// tokenEntry is a token's secret hash and whom it stands for.
+type tokenEntry struct {
+	hash    []byte
+	p       principal
+	expires time.Time
+}
+
+// tokenCache keeps tokens read in the last tokenTTL, by token id. The
+// secret is still compared on every call; only the read is saved.
+type tokenCache struct {
+	mu sync.Mutex
+	m  map[string]tokenEntry
+}
+
+func (c *tokenCache) get(id string, now time.Time) (tokenEntry, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.m[id]
+	if !ok || now.After(e.expires) {
+		return tokenEntry{}, false
 	}
-	return principal{UserID: u.ID, Role: u.Role}, nil
+	return e, true
+}
+
+func (c *tokenCache) put(id string, e tokenEntry, now time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil || len(c.m) >= maxCachedTokens {
+		c.m = make(map[string]tokenEntry)
+	}
+	e.expires = now.Add(tokenTTL)
+	c.m[id] = e
 }
 
 func requireAdmin(h func(w http.ResponseWriter, r *http.Request, p principal) error) func(w http.ResponseWriter, r *http.Request, p principal) error {

@@ -222,13 +222,15 @@ func (s *Store) SetAccountTokens(ctx context.Context, id string, fromVersion int
 	return n == 1, nil
 }
 
-// MarkAccountInvalid sets an active account invalid with reason and ends
-// its refresh lease, in tx so that the COMPONENT_ERROR it causes commits
-// with it. It reports whether the account was active.
-func (tx *Tx) MarkAccountInvalid(ctx context.Context, id, reason string) (bool, error) {
+// MarkAccountInvalid sets account id invalid with reason and ends its
+// refresh lease if it is active and still has version (the one whose
+// refresh failed: once another refresh stored new tokens, the failure
+// says nothing about them), in tx so that the COMPONENT_ERROR it causes
+// commits with it. It reports whether it marked the account.
+func (tx *Tx) MarkAccountInvalid(ctx context.Context, id string, version int64, reason string) (bool, error) {
 	n, err := tx.q.exec(ctx,
 		`UPDATE accounts SET status = 'invalid', status_reason = $1, refresh_lease_until = 0, updated_at = $2
-		  WHERE id = $3 AND status = 'active'`, reason, tx.store.nowMS(), id)
+		  WHERE id = $3 AND status = 'active' AND version = $4`, reason, tx.store.nowMS(), id, version)
 	if err != nil {
 		return false, fmt.Errorf("marking account %s invalid: %w", id, err)
 	}

@@ -246,12 +246,13 @@ func TestAccountRefresh(t *testing.T) {
 			t.Fatal("claimed from an old version")
 		}
 
-		// Marking invalid commits with its transaction, and only once.
+		// Marking invalid commits with its transaction, only once, and
+		// only at the version whose refresh failed.
 		mark := func(fail bool) (bool, error) {
 			var ok bool
 			err := s.InTx(ctx, func(tx *store.Tx) error {
 				var err error
-				if ok, err = tx.MarkAccountInvalid(ctx, "a1", "refresh refused: invalid_grant"); err != nil {
+				if ok, err = tx.MarkAccountInvalid(ctx, "a1", got.Version, "refresh refused: invalid_grant"); err != nil {
 					return err
 				}
 				if fail {
@@ -269,6 +270,21 @@ func TestAccountRefresh(t *testing.T) {
 		}
 		if ok, err := s.ClaimAccountRefresh(ctx, "a1", got.Version, now, now+60_000); err != nil || !ok {
 			t.Fatalf("claiming: %t, %v", ok, err)
+		}
+		// A refresh that failed at an older version (another node stored
+		// tokens since) does not mark the account.
+		err = s.InTx(ctx, func(tx *store.Tx) error {
+			ok, err := tx.MarkAccountInvalid(ctx, "a1", got.Version-1, "a stale refresh failed")
+			if err == nil && ok {
+				t.Error("marked invalid at a version the account no longer has")
+			}
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, _ := s.Account(ctx, "a1"); got.Status != store.AccountActive {
+			t.Fatalf("a stale refresh's failure left the account %s", got.Status)
 		}
 		if ok, err := mark(false); err != nil || !ok {
 			t.Fatalf("marking invalid: %t, %v", ok, err)
