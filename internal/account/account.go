@@ -499,7 +499,7 @@ type Result struct {
 // its status. source says where the call comes from ("api",
 // "flow:<flowId>/<componentId>") for the audit log.
 func (s *Service) Do(ctx context.Context, c Caller, id string, req Request, source string) (*Result, error) {
-	a, err := s.loadAny(ctx, c, id)
+	a, err := s.loadForUse(ctx, c, id)
 	if err != nil {
 		return nil, err
 	}
@@ -545,7 +545,7 @@ func (s *Service) RequestResult(ctx context.Context, c Caller, id, requestID str
 // returns the answer, whose body the caller closes. When connector is set
 // the account must be one of that connector's.
 func (s *Service) Send(ctx context.Context, c Caller, id, connector, source string, build func(base *url.URL) (*http.Request, error)) (*http.Response, error) {
-	a, err := s.loadAny(ctx, c, id)
+	a, err := s.loadForUse(ctx, c, id)
 	if err != nil {
 		return nil, err
 	}
@@ -667,12 +667,22 @@ func (s *Service) loadAny(ctx context.Context, c Caller, id string) (*store.Acco
 // another user's and c is not an admin; an error wrapping ErrRevoked
 // (saying when and why) when it was revoked, and one wrapping ErrInvalid
 // (with the reason) when its credentials stopped working.
-//
-// Requests read the row through a cache: a node reads each account at most
-// once per rowTTL. Changes made on this node (update, revoke, new tokens)
-// reach the next request at once; those made on another node within
-// rowTTL.
 func (s *Service) load(ctx context.Context, c Caller, id string) (*store.Account, error) {
+	a, err := s.loadForUse(ctx, c, id)
+	if err != nil {
+		return nil, err
+	}
+	if err := usable(a); err != nil {
+		return nil, err
+	}
+	return a, nil
+}
+
+// loadForUse is loadAny for a request, through a cache: a node reads each
+// account at most once per rowTTL. Changes made on this node (update,
+// revoke, new tokens) reach the next request at once; those made on
+// another node within rowTTL.
+func (s *Service) loadForUse(ctx context.Context, c Caller, id string) (*store.Account, error) {
 	now := time.Now()
 	a, ok := s.rows.get(id, now)
 	if !ok {
@@ -686,9 +696,6 @@ func (s *Service) load(ctx context.Context, c Caller, id string) (*store.Account
 	}
 	if a == nil || (!c.Admin && a.OwnerID != c.UserID) {
 		return nil, fmt.Errorf("loading account %s: %w", id, ErrNotFound)
-	}
-	if err := usable(a); err != nil {
-		return nil, err
 	}
 	return a, nil
 }

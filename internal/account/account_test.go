@@ -9,11 +9,13 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/plugboard/plugboard/internal/account"
 	"github.com/plugboard/plugboard/internal/outbound"
 	"github.com/plugboard/plugboard/internal/store"
 	"github.com/plugboard/plugboard/internal/store/storetest"
+	"github.com/plugboard/plugboard/internal/vault"
 )
 
 // credentialLike are the headers and query parameters a test checks that
@@ -538,5 +540,43 @@ func TestConnectorAccount(t *testing.T) {
 	in := "query"
 	if _, err := e.svc.Update(ctx, alice, v.ID, account.Patch{APIKey: &account.APIKey{In: in}}); inputField(err) != "/apiKey" {
 		t.Errorf("moving a connector's key: %v", err)
+	}
+}
+
+// TestRevokedOnAnotherNode revokes an account through one service while
+// another on the same database (another node, with its own row cache) has
+// just used it: that node refuses it within the cache's second.
+func TestRevokedOnAnotherNode(t *testing.T) {
+	t.Parallel()
+	for _, backend := range storetest.Backends() {
+		t.Run(backend, func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t, backend)
+			v, err := vault.New(testKey)
+			if err != nil {
+				t.Fatal(err)
+			}
+			other, err := account.New(account.Config{Store: e.st, Vault: v, HTTP: outbound.NewClient(outbound.Options{AllowPrivate: true})})
+			if err != nil {
+				t.Fatal(err)
+			}
+			srv := newAPI(t, nil)
+			ctx := context.Background()
+			acc := e.create(t, alice, account.Input{Name: "crm", AuthType: "token", Token: "tok-other-node-0123456789", Domain: srv.URL})
+			if _, err := e.svc.Do(ctx, alice, acc.ID, account.Request{Path: "/x"}, "api"); err != nil {
+				t.Fatal(err) // the row is now in this node's cache
+			}
+			if err := other.Revoke(ctx, alice, acc.ID); err != nil {
+				t.Fatal(err)
+			}
+			revoked := time.Now()
+			eventually(t, "the revocation to reach the other node", func() bool {
+				_, err := e.svc.Do(ctx, alice, acc.ID, account.Request{Path: "/x"}, "api")
+				return errors.Is(err, account.ErrRevoked)
+			})
+			if d := time.Since(revoked); d > 1500*time.Millisecond {
+				t.Errorf("the other node used the revoked account for %s, want at most about a second", d)
+			}
+		})
 	}
 }
