@@ -17,6 +17,7 @@ import (
 	"golang.org/x/oauth2/clientcredentials"
 
 	"github.com/plugboard/plugboard/internal/engine"
+	"github.com/plugboard/plugboard/internal/outbound"
 	"github.com/plugboard/plugboard/internal/store"
 )
 
@@ -358,13 +359,13 @@ func (s *Service) FinishOAuth2(ctx context.Context, state, code, providerError s
 // Config.ReturnOrigins. Anything else would make the callback an open
 // redirect.
 func (s *Service) returnOriginAllowed(u *url.URL) bool {
-	want := origin(u)
+	want := outbound.Origin(u)
 	for _, raw := range append([]string{s.cfg.PublicURL}, s.cfg.ReturnOrigins...) {
 		o, err := url.Parse(strings.TrimSpace(raw))
 		if err != nil || o.Host == "" || (o.Scheme != "http" && o.Scheme != "https") {
 			continue
 		}
-		if origin(o) == want {
+		if outbound.Origin(o) == want {
 			return true
 		}
 	}

@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"mime"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -282,7 +281,7 @@ func (s *Service) do(ctx context.Context, who string, a *store.Account, p *prepa
 		return &Result{
 			Status:  resp.StatusCode,
 			Headers: flatHeaders(resp.Header),
-			Body:    decodeBody(resp.Header.Get("Content-Type"), body),
+			Body:    outbound.DecodeBody(resp.Header.Get("Content-Type"), body),
 		}, nil
 	}
 }
@@ -398,7 +397,7 @@ func (s *Service) send(ctx context.Context, who string, a *store.Account, source
 		if err != nil {
 			return nil, err
 		}
-		if origin(hreq.URL) != origin(base) {
+		if outbound.Origin(hreq.URL) != outbound.Origin(base) {
 			return nil, &InputError{Problems: []FieldProblem{{Field: "/url", Message: "leaves the domain of account " + a.ID}}}
 		}
 		if !allowedMethods[strings.ToUpper(hreq.Method)] {
@@ -485,7 +484,7 @@ func withDomain(ctx context.Context, a *store.Account) context.Context {
 // origin, or another API (a tenant) on the same one.
 func sameOrigin(next func(*http.Request, []*http.Request) error) func(*http.Request, []*http.Request) error {
 	return func(req *http.Request, via []*http.Request) error {
-		if origin(req.URL) != origin(via[0].URL) {
+		if outbound.Origin(req.URL) != outbound.Origin(via[0].URL) {
 			return http.ErrUseLastResponse
 		}
 		if base, ok := req.Context().Value(domainKey{}).(*url.URL); ok && !belowDomain(base, req.URL) {
@@ -514,21 +513,6 @@ func belowDomain(base, u *url.URL) bool {
 	return basePath == "" || j.Path == basePath || strings.HasPrefix(j.Path, basePath+"/")
 }
 
-// origin is scheme://host:port with the scheme's default port filled in.
-func origin(u *url.URL) string {
-	scheme := strings.ToLower(u.Scheme)
-	port := u.Port()
-	if port == "" {
-		switch scheme {
-		case "http":
-			port = "80"
-		case "https":
-			port = "443"
-		}
-	}
-	return scheme + "://" + strings.ToLower(u.Hostname()) + ":" + port
-}
-
 // flatHeaders joins the values of each header with ", ".
 func flatHeaders(h http.Header) map[string]string {
 	out := make(map[string]string, len(h))
@@ -536,22 +520,4 @@ func flatHeaders(h http.Header) map[string]string {
 		out[name] = strings.Join(values, ", ")
 	}
 	return out
-}
-
-// decodeBody is the JSON value of an answer when it is JSON (by its
-// content type, or an object or array that parses), else its text; nil
-// when empty.
-func decodeBody(contentType string, b []byte) any {
-	if len(b) == 0 {
-		return nil
-	}
-	mt, _, _ := mime.ParseMediaType(contentType)
-	isJSON := mt == "application/json" || strings.HasSuffix(mt, "+json")
-	if t := bytes.TrimSpace(b); isJSON || (len(t) > 0 && (t[0] == '{' || t[0] == '[')) {
-		var v any
-		if json.Unmarshal(b, &v) == nil {
-			return v
-		}
-	}
-	return string(b)
 }

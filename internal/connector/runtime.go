@@ -491,7 +491,7 @@ func (r *compiledRequest) resolveAt(raw string, base *url.URL) (*url.URL, error)
 	if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
 		return nil, fmt.Errorf("url %q is not an absolute http or https URL, nor a path starting with /", raw)
 	}
-	if r.via != "" && (base == nil || !sameOrigin(u, base)) {
+	if r.via != "" && (base == nil || !outbound.SameOrigin(u, base)) {
 		domain := "(none)"
 		if base != nil {
 			domain = base.Scheme + "://" + base.Host
@@ -500,21 +500,6 @@ func (r *compiledRequest) resolveAt(raw string, base *url.URL) (*url.URL, error)
 			u.Scheme, u.Host, u.Path, domain)
 	}
 	return u, nil
-}
-
-// sameOrigin reports whether a and b have the same scheme, host and port.
-func sameOrigin(a, b *url.URL) bool {
-	port := func(u *url.URL) string {
-		if p := u.Port(); p != "" {
-			return p
-		}
-		if strings.EqualFold(u.Scheme, "https") {
-			return "443"
-		}
-		return "80"
-	}
-	return strings.EqualFold(a.Scheme, b.Scheme) && strings.EqualFold(a.Hostname(), b.Hostname()) && port(a) == port(b) &&
-		a.User == nil
 }
 
 func evalString(t *mapping.Template, scope map[string]any) (string, error) {

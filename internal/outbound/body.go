@@ -1,10 +1,14 @@
 package outbound
 
 import (
+	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"mime"
 	"net/http"
+	"strings"
 )
 
 // ErrResponseTooLarge is returned when a response body is longer than the
@@ -73,4 +77,22 @@ func (b *limitedBody) Read(p []byte) (int, error) {
 	}
 	b.left -= int64(n)
 	return n, err
+}
+
+// DecodeBody is an answer's body as a value: the JSON value when it is
+// JSON (by its content type, or an object or array that parses), else its
+// text; nil when empty.
+func DecodeBody(contentType string, b []byte) any {
+	if len(b) == 0 {
+		return nil
+	}
+	mt, _, _ := mime.ParseMediaType(contentType)
+	isJSON := mt == "application/json" || strings.HasSuffix(mt, "+json")
+	if t := bytes.TrimSpace(b); isJSON || (len(t) > 0 && (t[0] == '{' || t[0] == '[')) {
+		var v any
+		if json.Unmarshal(b, &v) == nil {
+			return v
+		}
+	}
+	return string(b)
 }

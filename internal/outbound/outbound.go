@@ -162,10 +162,10 @@ func checkRedirect(req *http.Request, via []*http.Request) error {
 	if len(via) >= maxRedirects {
 		return fmt.Errorf("outbound: stopped after %d redirects", maxRedirects)
 	}
-	first := origin(via[0].URL)
-	left := origin(req.URL) != first
+	first := Origin(via[0].URL)
+	left := Origin(req.URL) != first
 	for _, r := range via[1:] {
-		left = left || origin(r.URL) != first
+		left = left || Origin(r.URL) != first
 	}
 	if left {
 		for _, h := range sensitiveHeaders {
@@ -175,8 +175,9 @@ func checkRedirect(req *http.Request, via []*http.Request) error {
 	return nil
 }
 
-// origin is scheme://host:port with the scheme's default port filled in.
-func origin(u *url.URL) string {
+// Origin is scheme://host:port of u, lowercase, with the scheme's default
+// port filled in: two URLs with the same origin reach the same server.
+func Origin(u *url.URL) string {
 	scheme := strings.ToLower(u.Scheme)
 	port := u.Port()
 	if port == "" {
@@ -188,4 +189,10 @@ func origin(u *url.URL) string {
 		}
 	}
 	return scheme + "://" + strings.ToLower(u.Hostname()) + ":" + port
+}
+
+// SameOrigin reports whether a and b reach the same server (scheme, host
+// and port) and a carries no user information.
+func SameOrigin(a, b *url.URL) bool {
+	return a.User == nil && Origin(a) == Origin(b)
 }

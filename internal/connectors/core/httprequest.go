@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"mime"
 	"net/http"
 	"net/url"
 	"strings"
@@ -87,7 +86,7 @@ func (h *HTTPRequest) Invoke(ctx context.Context, inv component.Invocation) ([]c
 	out := map[string]any{
 		"status":  resp.StatusCode,
 		"headers": flatHeaders(resp.Header),
-		"body":    decodeBody(resp.Header.Get("Content-Type"), raw),
+		"body":    outbound.DecodeBody(resp.Header.Get("Content-Type"), raw),
 	}
 	switch {
 	case resp.StatusCode >= 400 && outbound.RetryableStatus(resp.StatusCode):
@@ -193,20 +192,6 @@ func flatHeaders(h http.Header) map[string]any {
 		out[k] = strings.Join(v, ", ")
 	}
 	return out
-}
-
-func decodeBody(contentType string, raw []byte) any {
-	if len(raw) == 0 {
-		return nil
-	}
-	mt, _, _ := mime.ParseMediaType(contentType)
-	if mt == "application/json" || strings.HasSuffix(mt, "+json") {
-		var v any
-		if json.Unmarshal(raw, &v) == nil {
-			return v
-		}
-	}
-	return string(raw)
 }
 
 func snippet(raw []byte) string {
