@@ -6,7 +6,7 @@
 //
 //	go run ./bench/load [-scenario webhook|appevents|steps] [-c 32,64] [-d 10s] [-pg postgres://...]
 //	go run ./bench/load -scenario polls [-flows 5000] [-poll-interval 5s,10s] [-d 60s] [-pg postgres://...]
-//	go run ./bench/load -scenario proxy [-c 1,16] [-d 10s] [-pg postgres://...]
+//	go run ./bench/load -scenario proxy [-c 1,16] [-d 10s] [-api-latency 20ms] [-pg postgres://...]
 //
 // See bench/README.md for the flags and the meaning of each column.
 package main
@@ -40,6 +40,9 @@ type config struct {
 	skipPlugboard bool
 	jsonOnly      bool
 
+	// scenario proxy
+	apiLatency time.Duration
+
 	// scenario polls
 	flows         int
 	pollIntervals []time.Duration
@@ -55,8 +58,15 @@ func main() {
 		return
 	}
 	if len(os.Args) > 1 && os.Args[1] == proxyAPICommand {
-		if err := serveProxyAPI(); err != nil {
+		if err := serveProxyAPI(os.Args[2:]); err != nil {
 			fmt.Fprintln(os.Stderr, "proxy API:", err)
+			os.Exit(1)
+		}
+		return
+	}
+	if len(os.Args) > 1 && os.Args[1] == bareProxyCommand {
+		if err := serveBareProxy(os.Args[2:]); err != nil {
+			fmt.Fprintln(os.Stderr, "bare proxy:", err)
 			os.Exit(1)
 		}
 		return
@@ -110,6 +120,7 @@ func parseFlags(args []string, output io.Writer) (config, error) {
 	fs.IntVar(&cfg.flows, "flows", 5000, "polls: running flows, each with a polling trigger")
 	every := fs.String("poll-interval", "5s", "polls: every trigger's poll `interval`; a list (5s,30s) runs each in turn")
 	fs.IntVar(&cfg.itemEvery, "item-every", 100, "polls: one poll in `n` finds a new item, which starts a run (0: never)")
+	fs.DurationVar(&cfg.apiLatency, "api-latency", 0, "proxy: how long the API waits before each answer, as a real API would")
 	if err := fs.Parse(args); err != nil {
 		return config{}, err
 	}
@@ -157,6 +168,10 @@ func (c config) validate() error {
 		return fmt.Errorf("-flows must be positive, got %d", c.flows)
 	case c.itemEvery < 0:
 		return fmt.Errorf("-item-every must not be negative, got %d", c.itemEvery)
+	case c.apiLatency < 0:
+		return fmt.Errorf("-api-latency must not be negative, got %s", c.apiLatency)
+	case c.apiLatency > 0 && c.scenario != scenarioProxy:
+		return errors.New("-api-latency applies to -scenario proxy only")
 	}
 	return nil
 }

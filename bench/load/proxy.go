@@ -9,33 +9,38 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/url"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"strconv"
 	"sync/atomic"
-	"syscall"
 	"time"
 )
 
 // The proxy scenario: the overhead of a server-side request through an
 // account (POST /api/v1/accounts/{id}/request). An API, a process of its
 // own started by the load tool, checks a bearer token and answers a small
-// JSON document. The baseline run calls it directly with the token; the
-// Plugboard run calls it through a token account, Plugboard adding the
-// token. The API runs in both, the same way, so the difference is what
-// Plugboard adds.
+// JSON document, after -api-latency. The baseline run calls it directly
+// with the token; the bare-proxy run through a minimal reverse proxy that
+// adds the token (bareproxy.go); the Plugboard run through a token
+// account, Plugboard adding the token. The API runs in all three, the same
+// way, so the differences are what a proxy, and Plugboard, add.
 
 const (
 	// proxyAPICommand makes the load tool run the proxied API.
 	proxyAPICommand = "proxy-api"
 	// proxyTokenEnv hands the API the token it expects.
 	proxyTokenEnv = "BENCH_PROXY_TOKEN"
+
+	// The proxy scenario's targets, besides plugboard-sqlite and
+	// plugboard-postgres.
+	targetBaseline  = "baseline"
+	targetBareProxy = "bare-proxy"
 
 	proxyUser    = "bench-proxy@example.com"
 	proxyAccount = "bench"
@@ -61,8 +66,14 @@ type proxyFigures struct {
 	// requests: the API's for the baseline, Plugboard's for Plugboard.
 	CPUPer1k *float64 `json:"cpuSPer1kRequests,omitempty"`
 	// TargetsMet: added p50 under 1 ms and at least half the baseline's
-	// requests/s (nil for the baseline).
+	// requests/s (Plugboard runs only).
 	TargetsMet *bool `json:"targetsMet,omitempty"`
+	// VsBareProxy is a Plugboard run's requests/s ÷ the bare proxy's at
+	// the same concurrency.
+	VsBareProxy *float64 `json:"vsBareProxy,omitempty"`
+	// APILatencyMs is how long the API waited before each answer
+	// (-api-latency).
+	APILatencyMs float64 `json:"apiLatencyMs"`
 	// What the API saw over the whole run (warm-up and a first check
 	// request included).
 	APIRequests int64 `json:"apiRequests"`
@@ -121,16 +132,18 @@ type proxyCounts struct {
 
 // proxyAPI is the API behind the account: GET /v1/items/{n}?q=x with
 // "Authorization: Bearer <token>" answers item n; anything without the
-// token is refused with 401. GET /stats (outside the account's domain)
-// reports the counts. Safe for concurrent use.
+// token is refused with 401. Every GET /v1/items/{n} waits latency first,
+// as a real API would. GET /stats (outside the account's domain) reports
+// the counts. Safe for concurrent use.
 type proxyAPI struct {
-	auth []byte // the Authorization header it expects
+	auth    []byte // the Authorization header it expects
+	latency time.Duration
 
 	requests, served, refused, bad atomic.Int64
 }
 
-func newProxyAPI(token string) *proxyAPI {
-	return &proxyAPI{auth: []byte("Bearer " + token)}
+func newProxyAPI(token string, latency time.Duration) *proxyAPI {
+	return &proxyAPI{auth: []byte("Bearer " + token), latency: latency}
 }
 
 func (a *proxyAPI) snapshot() proxyCounts {
@@ -155,6 +168,9 @@ func (a *proxyAPI) handler() http.Handler {
 
 func (a *proxyAPI) serveItem(w http.ResponseWriter, r *http.Request) {
 	_, _ = io.Copy(io.Discard, io.LimitReader(r.Body, 1<<20))
+	if a.latency > 0 {
+		time.Sleep(a.latency) // stands in for a real API's work
+	}
 	if subtle.ConstantTimeCompare([]byte(r.Header.Get("Authorization")), a.auth) != 1 {
 		a.requests.Add(1)
 		a.refused.Add(1)
@@ -182,41 +198,60 @@ func (a *proxyAPI) serveItem(w http.ResponseWriter, r *http.Request) {
 	_, _ = w.Write(body)
 }
 
+// proxyAPIArgs are the command line that starts the API, answering after
+// latency.
+func proxyAPIArgs(latency time.Duration) []string {
+	return []string{proxyAPICommand, "-latency", latency.String()}
+}
+
+// parseProxyAPIFlags reads the API's arguments after its command name:
+// the latency of each answer.
+func parseProxyAPIFlags(args []string, output io.Writer) (time.Duration, error) {
+	fs := flag.NewFlagSet(proxyAPICommand, flag.ContinueOnError)
+	fs.SetOutput(output)
+	latency := fs.Duration("latency", 0, "how long to wait before answering an item")
+	if err := fs.Parse(args); err != nil {
+		return 0, err
+	}
+	if fs.NArg() > 0 {
+		return 0, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	if *latency < 0 {
+		return 0, fmt.Errorf("-latency must not be negative, got %s", *latency)
+	}
+	return *latency, nil
+}
+
 // serveProxyAPI runs the proxied API on PLUGBOARD_ADDR, expecting the
 // token in proxyTokenEnv, until SIGTERM.
-func serveProxyAPI() error {
+func serveProxyAPI(args []string) error {
+	latency, err := parseProxyAPIFlags(args, os.Stderr)
+	if err != nil {
+		return err
+	}
 	token := os.Getenv(proxyTokenEnv)
 	if token == "" {
 		return fmt.Errorf("%s is not set", proxyTokenEnv)
 	}
-	srv := &http.Server{
+	return serveUntilSignal(&http.Server{
 		Addr:              cmp.Or(os.Getenv("PLUGBOARD_ADDR"), "127.0.0.1:8080"),
-		Handler:           newProxyAPI(token).handler(),
+		Handler:           newProxyAPI(token, latency).handler(),
 		ReadHeaderTimeout: 10 * time.Second,
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	served := make(chan error, 1)
-	go func() { served <- srv.ListenAndServe() }()
-	select {
-	case err := <-served:
-		return err
-	case <-ctx.Done():
-	}
-	shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	return srv.Shutdown(shutdown)
+	})
 }
 
-// directSend calls the API itself for item n, with the token.
-func directSend(apiURL, token string) func(context.Context, *http.Client, int64) error {
+// directSend calls base (the API itself, or the bare proxy in front of
+// it) for item n, with the token when it is set.
+func directSend(base, token string) func(context.Context, *http.Client, int64) error {
 	return func(ctx context.Context, client *http.Client, n int64) error {
-		u := apiURL + "/v1/items/" + strconv.FormatInt(n, 10) + "?q=" + proxyQuery
+		u := base + "/v1/items/" + strconv.FormatInt(n, 10) + "?q=" + proxyQuery
 		req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 		if err != nil {
 			return err
 		}
-		req.Header.Set("Authorization", "Bearer "+token)
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
 		req.Header.Set("Accept", "application/json")
 		body, err := roundTrip(client, req, http.StatusOK)
 		if err != nil {
@@ -313,19 +348,31 @@ func (a *apiClient) createAccount(ctx context.Context, domain, token string) (st
 }
 
 // runProxyScenario runs, at each concurrency in turn, the direct calls
-// (baseline) and then the calls through Plugboard.
+// (baseline), the calls through the bare proxy and then the calls through
+// Plugboard. -skip-baseline skips both references.
 func runProxyScenario(ctx context.Context, cfg config, bin, work string, logger *slog.Logger) []Result {
 	var results []Result
 	for _, c := range cfg.concurrency {
-		var baseline *Result
+		var baseline, bare *Result
 		if !cfg.skipBaseline {
-			r := runProxy(ctx, cfg, "", work, c, logger)
+			r := runProxy(ctx, cfg, "", targetBaseline, work, c, logger)
 			baseline = &r
 			results = append(results, r)
 		}
-		if !cfg.skipPlugboard && ctx.Err() == nil {
-			r := runProxy(ctx, cfg, bin, work, c, logger)
+		if !cfg.skipBaseline && ctx.Err() == nil {
+			r := runProxy(ctx, cfg, "", targetBareProxy, work, c, logger)
 			compareProxy(baseline, &r)
+			bare = &r
+			results = append(results, r)
+		}
+		if !cfg.skipPlugboard && ctx.Err() == nil {
+			target := "plugboard-sqlite"
+			if cfg.pgURL != "" {
+				target = "plugboard-postgres"
+			}
+			r := runProxy(ctx, cfg, bin, target, work, c, logger)
+			compareProxy(baseline, &r)
+			compareBareProxy(bare, &r)
 			results = append(results, r)
 		}
 		if ctx.Err() != nil {
@@ -336,17 +383,12 @@ func runProxyScenario(ctx context.Context, cfg config, bin, work string, logger 
 	return results
 }
 
-// runProxy runs the proxy scenario at concurrency c: through Plugboard
-// when bin is set, else directly.
-func runProxy(ctx context.Context, cfg config, bin, work string, c int, logger *slog.Logger) Result {
-	r := Result{Scenario: scenarioProxy, Target: "baseline", Concurrency: c, Proxy: &proxyFigures{}}
-	switch {
-	case bin == "":
-	case cfg.pgURL != "":
-		r.Target = "plugboard-postgres"
-	default:
-		r.Target = "plugboard-sqlite"
-	}
+// runProxy runs the proxy scenario's target at concurrency c: the API
+// called directly (targetBaseline), through the bare proxy
+// (targetBareProxy) or through Plugboard's binary bin.
+func runProxy(ctx context.Context, cfg config, bin, target, work string, c int, logger *slog.Logger) Result {
+	r := Result{Scenario: scenarioProxy, Target: target, Concurrency: c,
+		Proxy: &proxyFigures{APILatencyMs: ms(cfg.apiLatency)}}
 	logger = logger.With(slog.String("target", r.Target), slog.Int("c", c))
 	if err := measureProxy(ctx, cfg, bin, work, &r, logger); err != nil {
 		r.Error = err.Error()
@@ -357,7 +399,7 @@ func runProxy(ctx context.Context, cfg config, bin, work string, c int, logger *
 		r.Error = errInterrupted
 		return r
 	}
-	if bin == "" {
+	if target == targetBaseline {
 		one := 1.0
 		r.VsBaseline = &one
 	}
@@ -377,10 +419,11 @@ func measureProxy(ctx context.Context, cfg config, bin, work string, r *Result, 
 	if err != nil {
 		return err
 	}
+	apiURL := "http://" + apiAddr
 	apiToken := rand.Text()
 	apiSpec := processSpec{
 		path:    exe,
-		args:    []string{proxyAPICommand},
+		args:    proxyAPIArgs(cfg.apiLatency),
 		env:     map[string]string{"PLUGBOARD_ADDR": apiAddr, proxyTokenEnv: apiToken},
 		logPath: filepath.Join(dir, "api.log"),
 	}
@@ -390,7 +433,7 @@ func measureProxy(ctx context.Context, cfg config, bin, work string, r *Result, 
 		send   func(context.Context, *http.Client, int64) error
 		target string // what the load calls, for the log
 	)
-	if bin == "" {
+	if r.Target == targetBaseline {
 		// The API itself is the measured server.
 		if p, err = launch(ctx, apiSpec, apiAddr, r, logger); err != nil {
 			return err
@@ -399,40 +442,51 @@ func measureProxy(ctx context.Context, cfg config, bin, work string, r *Result, 
 		target = p.baseURL() + "/v1/items/{n}"
 		send = directSend(p.baseURL(), apiToken)
 	} else {
-		api, err := startServer(apiSpec, apiAddr)
+		stopAPI, err := startProxyAPI(ctx, apiSpec, apiAddr, logger)
 		if err != nil {
 			return err
 		}
-		defer func() {
-			if err := api.stop(); err != nil {
-				logger.Warn("stopping the API", slog.Any("err", err))
+		defer stopAPI()
+
+		if r.Target == targetBareProxy {
+			addr, err := freeAddr()
+			if err != nil {
+				return err
 			}
-		}()
-		if _, err := api.waitReady(ctx); err != nil {
-			return withLog(fmt.Errorf("starting the API: %w", err), api)
-		}
+			spec := processSpec{
+				path:    exe,
+				args:    bareProxyArgs(apiURL, r.Concurrency),
+				env:     map[string]string{"PLUGBOARD_ADDR": addr, proxyTokenEnv: apiToken},
+				logPath: filepath.Join(dir, "bare-proxy.log"),
+			}
+			if p, err = launch(ctx, spec, addr, r, logger); err != nil {
+				return err
+			}
+			defer shutdown(p, r, logger)
+			target = p.baseURL() + "/v1/items/{n}"
+			send = directSend(p.baseURL(), "") // the proxy adds the token
+		} else {
+			spec, password, cleanup, err := proxyPlugboardSpec(ctx, cfg, bin, dir, logger)
+			if err != nil {
+				return err
+			}
+			defer cleanup()
+			addr := spec.env["PLUGBOARD_ADDR"]
+			if p, err = launch(ctx, spec, addr, r, logger); err != nil {
+				return err
+			}
+			defer shutdown(p, r, logger)
+			defer func() { r.Proxy.Warnings, r.Proxy.FirstWarning = logWarnings(p.logPath) }()
 
-		spec, password, cleanup, err := proxyPlugboardSpec(ctx, cfg, bin, dir, logger)
-		if err != nil {
-			return err
+			logger.Info("setting up", slog.String("scenario", string(scenarioProxy)))
+			id, userToken, err := setupProxy(ctx, p.baseURL(), password, apiURL+"/v1", apiToken)
+			if err != nil {
+				return withLog(err, p)
+			}
+			target = p.baseURL() + "/api/v1/accounts/" + id + "/request"
+			send = proxySend(p.baseURL(), id, userToken)
 		}
-		defer cleanup()
-		addr := spec.env["PLUGBOARD_ADDR"]
-		if p, err = launch(ctx, spec, addr, r, logger); err != nil {
-			return err
-		}
-		defer shutdown(p, r, logger)
-		defer func() { r.Proxy.Warnings, r.Proxy.FirstWarning = logWarnings(p.logPath) }()
-
-		logger.Info("setting up", slog.String("scenario", string(scenarioProxy)))
-		id, userToken, err := setupProxy(ctx, p.baseURL(), password, api.baseURL()+"/v1", apiToken)
-		if err != nil {
-			return withLog(err, p)
-		}
-		target = p.baseURL() + "/api/v1/accounts/" + id + "/request"
-		send = proxySend(p.baseURL(), id, userToken)
 	}
-	apiURL := "http://" + apiAddr
 
 	// One request first, so that a missing endpoint fails the run at once.
 	check := &http.Client{Timeout: requestTimeout}
@@ -465,6 +519,25 @@ func measureProxy(ctx context.Context, cfg config, bin, work string, r *Result, 
 	r.Proxy.APIRequests, r.Proxy.APIServed = counts.Requests, counts.Served
 	r.Proxy.APIRefused, r.Proxy.APIBad = counts.Refused, counts.Bad
 	return checkProxyCounts(counts, r.AcceptedTotal)
+}
+
+// startProxyAPI starts the API, unmeasured, in front of which a proxy is
+// measured, and waits until it is ready. stop ends it.
+func startProxyAPI(ctx context.Context, spec processSpec, addr string, logger *slog.Logger) (stop func(), err error) {
+	api, err := startServer(spec, addr)
+	if err != nil {
+		return nil, err
+	}
+	stop = func() {
+		if err := api.stop(); err != nil {
+			logger.Warn("stopping the API", slog.Any("err", err))
+		}
+	}
+	if _, err := api.waitReady(ctx); err != nil {
+		stop()
+		return nil, withLog(fmt.Errorf("starting the API: %w", err), api)
+	}
+	return stop, nil
 }
 
 // checkProxyCounts fails a run in which a request reached the API without
@@ -572,16 +645,29 @@ func setupProxy(ctx context.Context, base, password, domain, apiToken string) (i
 }
 
 // compareProxy fills in run's figures relative to the baseline (nil when
-// it did not run): requests/s, the added latency and whether issue 5's
-// targets are met.
+// it did not run): requests/s, the added latency and, for a Plugboard
+// run, whether issue 5's targets are met.
 func compareProxy(baseline, run *Result) {
 	if baseline == nil || baseline.Error != "" || run.Error != "" || run.Proxy == nil || baseline.AcceptedPerSec <= 0 {
 		return
 	}
 	ratio := run.AcceptedPerSec / baseline.AcceptedPerSec
 	p50, p99 := run.P50Ms-baseline.P50Ms, run.P99Ms-baseline.P99Ms
-	met := p50 < proxyTargetAddedP50Ms && ratio >= proxyTargetRatio
-	run.VsBaseline, run.Proxy.AddedP50Ms, run.Proxy.AddedP99Ms, run.Proxy.TargetsMet = &ratio, &p50, &p99, &met
+	run.VsBaseline, run.Proxy.AddedP50Ms, run.Proxy.AddedP99Ms = &ratio, &p50, &p99
+	if run.Target != targetBareProxy {
+		met := p50 < proxyTargetAddedP50Ms && ratio >= proxyTargetRatio
+		run.Proxy.TargetsMet = &met
+	}
+}
+
+// compareBareProxy fills in a Plugboard run's requests/s relative to the
+// bare proxy's at the same concurrency (nil when it did not run).
+func compareBareProxy(bare, run *Result) {
+	if bare == nil || bare.Error != "" || run.Error != "" || run.Proxy == nil || bare.AcceptedPerSec <= 0 {
+		return
+	}
+	ratio := run.AcceptedPerSec / bare.AcceptedPerSec
+	run.Proxy.VsBareProxy = &ratio
 }
 
 // proxyColumns are the table's columns for the proxy scenario.
@@ -619,11 +705,16 @@ func proxyColumns() []column {
 	}
 }
 
-// proxyNotes says, for a Plugboard run, whether it met issue 5's targets
-// and what the API or the server's log show that is wrong.
+// proxyNotes says, for the baseline, how long the API waited before each
+// answer (when it did); for a Plugboard run, whether it met issue 5's
+// targets and its throughput beside the bare proxy's; and what the
+// server's log shows that is wrong.
 func proxyNotes(r Result) []string {
 	f := r.Proxy
 	var notes []string
+	if r.Target == targetBaseline && f.APILatencyMs > 0 {
+		notes = append(notes, fmt.Sprintf("the API waited %g ms before each answer (-api-latency), for every target", f.APILatencyMs))
+	}
 	if f.TargetsMet != nil {
 		verdict := "targets met"
 		if !*f.TargetsMet {
@@ -631,6 +722,9 @@ func proxyNotes(r Result) []string {
 		}
 		notes = append(notes, fmt.Sprintf("%s: added p50 %.2f ms (target < %g ms), %.2f × baseline requests/s (target ≥ %g)",
 			verdict, *f.AddedP50Ms, proxyTargetAddedP50Ms, *r.VsBaseline, proxyTargetRatio))
+	}
+	if f.VsBareProxy != nil {
+		notes = append(notes, fmt.Sprintf("%.2f × bare proxy requests/s", *f.VsBareProxy))
 	}
 	if f.Warnings > 0 {
 		notes = append(notes, fmt.Sprintf("%d warnings in the server log, the first: %s", f.Warnings, f.FirstWarning))

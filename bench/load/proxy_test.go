@@ -6,10 +6,12 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"log"
 	"log/slog"
 	"math"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -20,7 +22,7 @@ import (
 
 func TestProxyAPIChecksCredentials(t *testing.T) {
 	t.Parallel()
-	srv := httptest.NewServer(newProxyAPI("s3cret").handler())
+	srv := httptest.NewServer(newProxyAPI("s3cret", 0).handler())
 	t.Cleanup(srv.Close)
 
 	tests := []struct {
@@ -73,7 +75,7 @@ func TestProxyAPIChecksCredentials(t *testing.T) {
 
 func TestDirectSend(t *testing.T) {
 	t.Parallel()
-	srv := httptest.NewServer(newProxyAPI("s3cret").handler())
+	srv := httptest.NewServer(newProxyAPI("s3cret", 0).handler())
 	t.Cleanup(srv.Close)
 	ctx := context.Background()
 
@@ -277,9 +279,12 @@ func TestProxyReport(t *testing.T) {
 	met, missed := true, false
 	results := []Result{
 		{Scenario: scenarioProxy, Target: "baseline", Concurrency: 1, AcceptedPerSec: 10000, P50Ms: 0.09, P99Ms: 0.2,
-			VsBaseline: f(1), Proxy: &proxyFigures{CPUPer1k: f(0.05)}},
+			VsBaseline: f(1), Proxy: &proxyFigures{CPUPer1k: f(0.05), APILatencyMs: 20}},
+		{Scenario: scenarioProxy, Target: "bare-proxy", Concurrency: 1, AcceptedPerSec: 8000, P50Ms: 0.19, P99Ms: 0.4,
+			VsBaseline: f(0.8), Proxy: &proxyFigures{AddedP50Ms: f(0.1), AddedP99Ms: f(0.2), CPUPer1k: f(0.07), APILatencyMs: 20}},
 		{Scenario: scenarioProxy, Target: "plugboard-sqlite", Concurrency: 1, AcceptedPerSec: 6000, P50Ms: 0.59, P99Ms: 1.4,
-			VsBaseline: f(0.6), Proxy: &proxyFigures{AddedP50Ms: f(0.5), AddedP99Ms: f(1.2), CPUPer1k: f(0.25), TargetsMet: &met}},
+			VsBaseline: f(0.6), Proxy: &proxyFigures{AddedP50Ms: f(0.5), AddedP99Ms: f(1.2), CPUPer1k: f(0.25), TargetsMet: &met,
+				VsBareProxy: f(0.75), APILatencyMs: 20}},
 		{Scenario: scenarioProxy, Target: "plugboard-sqlite", Concurrency: 16, AcceptedPerSec: 3000, P50Ms: 5, P99Ms: 20,
 			VsBaseline: f(0.3), Proxy: &proxyFigures{AddedP50Ms: f(4.25), AddedP99Ms: f(12), TargetsMet: &missed, Warnings: 2, FirstWarning: "audit slow"}},
 		{Scenario: scenarioProxy, Target: "plugboard-postgres", Concurrency: 1, Proxy: &proxyFigures{},
@@ -294,7 +299,10 @@ func TestProxyReport(t *testing.T) {
 		"|         0.50 |",
 		"|        0.250 |",
 		"|       0.60 |",
+		"| bare-proxy         | 1  |       8000 |   0.19 |   0.40 |      0 |         0.10 |         0.20 |        0.070 |",
+		"- baseline c=1: the API waited 20 ms before each answer (-api-latency), for every target\n",
 		"- plugboard-sqlite c=1: targets met: added p50 0.50 ms (target < 1 ms), 0.60 × baseline requests/s (target ≥ 0.5)\n",
+		"- plugboard-sqlite c=1: 0.75 × bare proxy requests/s\n",
 		"- plugboard-sqlite c=16: targets missed: added p50 4.25 ms (target < 1 ms), 0.30 × baseline requests/s (target ≥ 0.5)\n",
 		"- plugboard-sqlite c=16: 2 warnings in the server log, the first: audit slow\n",
 		"| plugboard-postgres | 1  |     failed |",
@@ -305,8 +313,12 @@ func TestProxyReport(t *testing.T) {
 		}
 	}
 
+	if strings.Contains(text, "bare-proxy c=1: targets") || strings.Count(text, "-api-latency") != 1 {
+		t.Errorf("notes speak of the bare proxy's targets, or of the latency more than once:\n%s", text)
+	}
+
 	var line bytes.Buffer
-	if err := writeJSONLines(&line, results[1:2]); err != nil {
+	if err := writeJSONLines(&line, results[2:3]); err != nil {
 		t.Fatal(err)
 	}
 	var got struct {
@@ -316,13 +328,16 @@ func TestProxyReport(t *testing.T) {
 			AddedP50Ms *float64 `json:"addedP50Ms"`
 			CPUPer1k   *float64 `json:"cpuSPer1kRequests"`
 			TargetsMet *bool    `json:"targetsMet"`
+			VsBare     *float64 `json:"vsBareProxy"`
+			Latency    float64  `json:"apiLatencyMs"`
 		} `json:"proxy"`
 	}
 	if err := json.Unmarshal(line.Bytes(), &got); err != nil {
 		t.Fatal(err)
 	}
 	if got.Scenario != "proxy" || got.VsBaseline == nil || *got.VsBaseline != 0.6 || got.Proxy.AddedP50Ms == nil ||
-		*got.Proxy.AddedP50Ms != 0.5 || got.Proxy.CPUPer1k == nil || got.Proxy.TargetsMet == nil || !*got.Proxy.TargetsMet {
+		*got.Proxy.AddedP50Ms != 0.5 || got.Proxy.CPUPer1k == nil || got.Proxy.TargetsMet == nil || !*got.Proxy.TargetsMet ||
+		got.Proxy.VsBare == nil || *got.Proxy.VsBare != 0.75 || got.Proxy.Latency != 20 {
 		t.Errorf("JSON line lacks the proxy figures: %s", line.String())
 	}
 }
@@ -364,5 +379,164 @@ func TestGenerateWithSend(t *testing.T) {
 	}
 	if d := stats.acceptedTotal - stats.errors; d < -2 || d > 2 {
 		t.Errorf("%d accepted and %d errors, want about half each (odd n accepted)", stats.acceptedTotal, stats.errors)
+	}
+}
+
+func TestCompareBareProxy(t *testing.T) {
+	t.Parallel()
+	baseline := &Result{Target: targetBaseline, AcceptedPerSec: 10000, P50Ms: 1.0, P99Ms: 3.0, Proxy: &proxyFigures{}}
+	bare := &Result{Target: targetBareProxy, AcceptedPerSec: 8000, P50Ms: 1.25, P99Ms: 3.5, Proxy: &proxyFigures{}}
+	compareProxy(baseline, bare)
+	if bare.VsBaseline == nil || *bare.VsBaseline != 0.8 || bare.Proxy.AddedP50Ms == nil || *bare.Proxy.AddedP50Ms != 0.25 {
+		t.Errorf("bare proxy against the baseline: %+v %+v", bare, bare.Proxy)
+	}
+	if bare.Proxy.TargetsMet != nil {
+		t.Errorf("the bare proxy is judged against issue 5's targets: %v", *bare.Proxy.TargetsMet)
+	}
+
+	run := &Result{Target: "plugboard-sqlite", AcceptedPerSec: 6000, Proxy: &proxyFigures{}}
+	compareBareProxy(bare, run)
+	if run.Proxy.VsBareProxy == nil || *run.Proxy.VsBareProxy != 0.75 {
+		t.Errorf("Plugboard × bare proxy = %v, want 0.75", run.Proxy.VsBareProxy)
+	}
+	for _, pair := range [][2]*Result{
+		{nil, {AcceptedPerSec: 1, Proxy: &proxyFigures{}}},
+		{{Target: targetBareProxy, Error: "down", AcceptedPerSec: 5, Proxy: &proxyFigures{}}, {AcceptedPerSec: 1, Proxy: &proxyFigures{}}},
+		{bare, {Error: "boom", AcceptedPerSec: 1, Proxy: &proxyFigures{}}},
+	} {
+		compareBareProxy(pair[0], pair[1])
+		if pair[1].Proxy.VsBareProxy != nil {
+			t.Errorf("compareBareProxy(%+v, %+v) compared a failed or missing run", pair[0], pair[1])
+		}
+	}
+}
+
+func TestBareProxyAddsToken(t *testing.T) {
+	t.Parallel()
+	api := newProxyAPI("s3cret", 0)
+	apiSrv := httptest.NewServer(api.handler())
+	t.Cleanup(apiSrv.Close)
+	upstream, err := url.Parse(apiSrv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	handler, transport := newBareProxy(upstream, "s3cret", 64, log.New(io.Discard, "", 0))
+	proxy := httptest.NewServer(handler)
+	t.Cleanup(proxy.Close)
+	ctx := context.Background()
+
+	// The workers send no token; one that sends another cannot replace it.
+	if err := directSend(proxy.URL, "")(ctx, proxy.Client(), 3); err != nil {
+		t.Errorf("through the bare proxy without a token: %v", err)
+	}
+	if err := directSend(proxy.URL, "wrong")(ctx, proxy.Client(), 4); err != nil {
+		t.Errorf("through the bare proxy with a wrong token: %v", err)
+	}
+	// readyz is the proxy's own: the API does not count it.
+	req, err := http.NewRequest(http.MethodGet, proxy.URL+"/readyz", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := roundTrip(proxy.Client(), req, http.StatusOK); err != nil {
+		t.Errorf("readyz: %v", err)
+	}
+	if got, want := api.snapshot(), (proxyCounts{Requests: 2, Served: 2}); got != want {
+		t.Errorf("the API saw %+v, want %+v", got, want)
+	}
+	if transport.MaxIdleConnsPerHost != 64 {
+		t.Errorf("MaxIdleConnsPerHost = %d, want 64", transport.MaxIdleConnsPerHost)
+	}
+
+	// A proxy with the wrong token is refused by the API: the header the
+	// API checks is the one the proxy adds.
+	wrong, _ := newBareProxy(upstream, "other", 64, log.New(io.Discard, "", 0))
+	wrongSrv := httptest.NewServer(wrong)
+	t.Cleanup(wrongSrv.Close)
+	if err := directSend(wrongSrv.URL, "s3cret")(ctx, wrongSrv.Client(), 5); err == nil || !strings.Contains(err.Error(), "status 401") {
+		t.Errorf("through a proxy holding another token = %v, want status 401", err)
+	}
+}
+
+func TestBareProxyFlags(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		c, want int
+	}{{1, 64}, {16, 64}, {64, 64}, {256, 256}} {
+		f, err := parseBareProxyFlags(bareProxyArgs("http://127.0.0.1:9999", tt.c)[1:], io.Discard)
+		if err != nil {
+			t.Errorf("c=%d: %v", tt.c, err)
+			continue
+		}
+		if f.idlePerHost != tt.want || f.upstream.String() != "http://127.0.0.1:9999" {
+			t.Errorf("c=%d: idle per host %d, upstream %s; want %d, http://127.0.0.1:9999", tt.c, f.idlePerHost, f.upstream, tt.want)
+		}
+	}
+	for _, args := range [][]string{
+		{},
+		{"-upstream", "127.0.0.1:9999"},
+		{"-upstream", "https://127.0.0.1:9999"},
+		{"-upstream", "http://127.0.0.1:9999/v1"},
+		{"-upstream", "http://127.0.0.1:9999", "-idle-per-host", "0"},
+		{"-upstream", "http://127.0.0.1:9999", "extra"},
+	} {
+		if _, err := parseBareProxyFlags(args, io.Discard); err == nil {
+			t.Errorf("parseBareProxyFlags(%q) accepted", args)
+		}
+	}
+}
+
+func TestProxyAPIFlags(t *testing.T) {
+	t.Parallel()
+	for _, d := range []time.Duration{0, 20 * time.Millisecond, 1500 * time.Microsecond} {
+		got, err := parseProxyAPIFlags(proxyAPIArgs(d)[1:], io.Discard)
+		if err != nil || got != d {
+			t.Errorf("latency %s: parsed %s, %v", d, got, err)
+		}
+	}
+	if got, err := parseProxyAPIFlags(nil, io.Discard); err != nil || got != 0 {
+		t.Errorf("no arguments: %s, %v; want 0", got, err)
+	}
+	for _, args := range [][]string{{"-latency", "-1ms"}, {"-latency", "soon"}, {"extra"}} {
+		if _, err := parseProxyAPIFlags(args, io.Discard); err == nil {
+			t.Errorf("parseProxyAPIFlags(%q) accepted", args)
+		}
+	}
+}
+
+func TestParseFlagsAPILatency(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		args    []string
+		want    time.Duration
+		wantErr string
+	}{
+		{[]string{"-scenario", "proxy"}, 0, ""},
+		{[]string{"-scenario", "proxy", "-c", "64", "-api-latency", "20ms"}, 20 * time.Millisecond, ""},
+		{[]string{"-scenario", "proxy", "-api-latency", "-5ms"}, 0, "-api-latency must not be negative"},
+		{[]string{"-scenario", "webhook", "-api-latency", "5ms"}, 0, "-api-latency applies to -scenario proxy only"},
+		{[]string{"-scenario", "proxy", "-api-latency", "later"}, 0, "invalid value"},
+	}
+	for _, tt := range tests {
+		cfg, err := parseFlags(tt.args, io.Discard)
+		switch {
+		case tt.wantErr == "" && (err != nil || cfg.apiLatency != tt.want):
+			t.Errorf("parseFlags(%q) latency = %s, %v; want %s", tt.args, cfg.apiLatency, err, tt.want)
+		case tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)):
+			t.Errorf("parseFlags(%q) error = %v, want one containing %q", tt.args, err, tt.wantErr)
+		}
+	}
+}
+
+func TestProxyAPILatency(t *testing.T) {
+	t.Parallel()
+	const latency = 30 * time.Millisecond
+	srv := httptest.NewServer(newProxyAPI("s3cret", latency).handler())
+	t.Cleanup(srv.Close)
+	start := time.Now()
+	if err := directSend(srv.URL, "s3cret")(context.Background(), srv.Client(), 1); err != nil {
+		t.Fatal(err)
+	}
+	if took := time.Since(start); took < latency {
+		t.Errorf("the API answered in %s, want at least %s", took, latency)
 	}
 }
