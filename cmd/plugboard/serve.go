@@ -237,6 +237,10 @@ func serve(ctx context.Context, args []string) error {
 		Store: st, Vault: vlt, HTTP: client, MaxResponseBytes: 10 << 20, Logger: log,
 		ConnectorAuth: installer.AccountAuth, PublicURL: strings.TrimRight(cfg.publicURL, "/"), Events: sysHooks,
 		ReturnOrigins: cfg.returnOrigins,
+		// A wait=false request and a core.ServerActivity step run as jobs,
+		// which the engine cuts off after the job timeout: no request may
+		// ask for longer.
+		MaxTimeout: cfg.jobTimeout, DefaultTimeout: min(30*time.Second, cfg.jobTimeout),
 	})
 	if err != nil {
 		return err
