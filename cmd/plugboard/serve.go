@@ -43,7 +43,10 @@ type settings struct {
 	workers                               int
 	nodeID, logLevel                      string
 	jobTimeout, rescueAfter, shutdownWait time.Duration
-	logRetention                          time.Duration
+	// auditRetention and requestRetention are how long account uses and
+	// finished wait=false requests are kept.
+	auditRetention, requestRetention time.Duration
+	logRetention                     time.Duration
 	// pollInterval, when set, replaces every connector polling trigger's
 	// interval: for load runs and tests, which cannot wait minutes.
 	pollInterval time.Duration
@@ -81,6 +84,8 @@ func parseSettings(args []string) (*settings, error) {
 	rescue := fs.String("rescue-after", env("PLUGBOARD_RESCUE_AFTER", ""), "when another node retries a step whose node died; default job timeout + 1m (PLUGBOARD_RESCUE_AFTER)")
 	retention := fs.String("log-retention", env("PLUGBOARD_LOG_RETENTION", "168h"), "how long invocation logs are kept (PLUGBOARD_LOG_RETENTION)")
 	pollEvery := fs.String("poll-interval", env("PLUGBOARD_POLL_INTERVAL", ""), "replaces every connector polling trigger's interval, for load runs and tests; empty keeps each trigger's own (PLUGBOARD_POLL_INTERVAL)")
+	auditKeep := fs.String("audit-retention", env("PLUGBOARD_AUDIT_RETENTION", "2160h"), "how long the uses of accounts are kept (PLUGBOARD_AUDIT_RETENTION)")
+	requestKeep := fs.String("request-retention", env("PLUGBOARD_REQUEST_RETENTION", "168h"), "how long finished wait=false account requests are kept (PLUGBOARD_REQUEST_RETENTION)")
 	shutdown := fs.String("shutdown-timeout", env("PLUGBOARD_SHUTDOWN_TIMEOUT", "30s"), "how long a stop waits for running steps (PLUGBOARD_SHUTDOWN_TIMEOUT)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -100,7 +105,8 @@ func parseSettings(args []string) (*settings, error) {
 		name string
 		v    string
 		dst  *time.Duration
-	}{{"job timeout", *jobTimeout, &s.jobTimeout}, {"rescue-after", *rescue, &s.rescueAfter}, {"shutdown timeout", *shutdown, &s.shutdownWait}, {"log retention", *retention, &s.logRetention}, {"poll interval", *pollEvery, &s.pollInterval}} {
+	}{{"job timeout", *jobTimeout, &s.jobTimeout}, {"rescue-after", *rescue, &s.rescueAfter}, {"shutdown timeout", *shutdown, &s.shutdownWait}, {"log retention", *retention, &s.logRetention}, {"poll interval", *pollEvery, &s.pollInterval},
+		{"audit retention", *auditKeep, &s.auditRetention}, {"request retention", *requestKeep, &s.requestRetention}} {
 		if d.v == "" {
 			continue
 		}
@@ -241,6 +247,7 @@ func serve(ctx context.Context, args []string) error {
 		// which the engine cuts off after the job timeout: no request may
 		// ask for longer.
 		MaxTimeout: cfg.jobTimeout, DefaultTimeout: min(30*time.Second, cfg.jobTimeout),
+		AuditRetention: cfg.auditRetention, RequestRetention: cfg.requestRetention,
 	})
 	if err != nil {
 		return err

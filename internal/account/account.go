@@ -10,6 +10,7 @@
 package account
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"encoding/json"
@@ -108,6 +109,11 @@ type Config struct {
 	// AuditFlushInterval is how long audit entries wait to be written in
 	// one batch (default 100ms).
 	AuditFlushInterval time.Duration
+	// AuditRetention is how long the audit log keeps a use of an account
+	// (default 90 days); RequestRetention how long a finished wait=false
+	// request and its result stay readable (default 7 days). A negative
+	// value keeps them for ever.
+	AuditRetention, RequestRetention time.Duration
 	// Now is the clock (default time.Now).
 	Now func() time.Time
 }
@@ -148,6 +154,11 @@ const (
 	defaultTimeout            = 30 * time.Second
 	defaultMaxTimeout         = 5 * time.Minute
 	defaultAuditFlushInterval = 100 * time.Millisecond
+	defaultAuditRetention     = 90 * 24 * time.Hour
+	defaultRequestRetention   = 7 * 24 * time.Hour
+	// pruneInterval is how often Start's loop deletes what is past its
+	// retention.
+	pruneInterval = time.Hour
 )
 
 // New makes a service. Start runs its audit writer.
@@ -168,6 +179,8 @@ func New(cfg Config) (*Service, error) {
 		return nil, fmt.Errorf("account: DefaultTimeout (%s) must be positive and at most MaxTimeout (%s)", cfg.DefaultTimeout, cfg.MaxTimeout)
 	}
 	cfg.AuditFlushInterval = cmp.Or(cfg.AuditFlushInterval, defaultAuditFlushInterval)
+	cfg.AuditRetention = cmp.Or(cfg.AuditRetention, defaultAuditRetention)
+	cfg.RequestRetention = cmp.Or(cfg.RequestRetention, defaultRequestRetention)
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
@@ -179,10 +192,51 @@ func New(cfg Config) (*Service, error) {
 	return s, nil
 }
 
-// Start runs the background audit writer until ctx ends; Close flushes
-// what is buffered.
+// Start runs the background audit writer and, once at once and then
+// every hour, Prune, until ctx ends; Close flushes what is buffered.
 func (s *Service) Start(ctx context.Context) {
 	go s.audit.run(ctx, s.cfg.AuditFlushInterval)
+	go s.pruneLoop(ctx)
+}
+
+// pruneLoop runs Prune now and every pruneInterval until ctx ends. A
+// failure is logged; the next round tries again.
+func (s *Service) pruneLoop(ctx context.Context) {
+	t := time.NewTicker(pruneInterval)
+	defer t.Stop()
+	for {
+		if err := s.Prune(ctx); err != nil && ctx.Err() == nil {
+			s.log.LogAttrs(ctx, slog.LevelWarn, "pruning the account audit log and requests", slog.String("error", err.Error()))
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// Prune deletes the audit entries older than Config.AuditRetention and
+// the finished wait=false requests older than Config.RequestRetention.
+func (s *Service) Prune(ctx context.Context) error {
+	var errs []error
+	if r := s.cfg.AuditRetention; r > 0 {
+		n, err := s.cfg.Store.DeleteAccountAuditBefore(ctx, s.cfg.Now().Add(-r))
+		if err != nil {
+			errs = append(errs, err)
+		} else if n > 0 {
+			s.log.LogAttrs(ctx, slog.LevelInfo, "pruned the account audit log", slog.Int64("deleted", n))
+		}
+	}
+	if r := s.cfg.RequestRetention; r > 0 {
+		n, err := s.cfg.Store.DeleteAccountRequestsBefore(ctx, s.cfg.Store.Now().Add(-r))
+		if err != nil {
+			errs = append(errs, err)
+		} else if n > 0 {
+			s.log.LogAttrs(ctx, slog.LevelInfo, "pruned finished account requests", slog.Int64("deleted", n))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // Close writes the buffered audit entries.
@@ -448,21 +502,27 @@ func (s *Service) Update(ctx context.Context, c Caller, id string, p Patch) (*Vi
 }
 
 // Revoke deletes account id's secret for good: every later use fails
-// with ErrRevoked.
+// with ErrRevoked. Revoking a revoked account changes nothing and is no
+// error (its first revocation keeps its time and reason); a missing
+// account, or another user's, is ErrNotFound.
 func (s *Service) Revoke(ctx context.Context, c Caller, id string) error {
 	a, err := s.loadAny(ctx, c, id)
 	if err != nil {
 		return err
 	}
 	if a.Status == store.AccountRevoked {
-		return fmt.Errorf("revoking account %s: already revoked: %w", id, ErrNotFound)
+		return nil
 	}
 	err = s.cfg.Store.RevokeAccount(ctx, id, "revoked by "+c.UserID)
 	s.rows.forget(id)
-	if err != nil {
-		if errors.Is(err, store.ErrNotFound) {
-			return fmt.Errorf("revoking account %s: %w", id, ErrNotFound)
+	if errors.Is(err, store.ErrNotFound) {
+		// Revoked meanwhile (another request, another node), or gone.
+		if _, lerr := s.loadAny(ctx, c, id); lerr != nil {
+			return lerr
 		}
+		return nil
+	}
+	if err != nil {
 		return fmt.Errorf("revoking account %s: %w", id, err)
 	}
 	s.limits.forget(id)
@@ -487,12 +547,78 @@ type Request struct {
 	Wait *bool `json:"wait,omitempty"`
 }
 
+// UnmarshalJSON decodes a request as strictly as the API decodes every
+// body (an unknown field is an error) and keeps the numbers of Query as
+// written (json.Number), so that 12345678901234567890 reaches the API
+// with every digit.
+func (r *Request) UnmarshalJSON(b []byte) error {
+	type plain Request // without this method
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.UseNumber()
+	dec.DisallowUnknownFields()
+	var p plain
+	if err := dec.Decode(&p); err != nil {
+		return err
+	}
+	*r = Request(p)
+	return nil
+}
+
 // Result is the answer of a request.
 type Result struct {
 	Status  int               `json:"status"`
 	Headers map[string]string `json:"headers"`
 	// Body is the JSON value when the answer is JSON, else its text.
 	Body any `json:"body"`
+	// raw is the body as the API sent it when it is JSON (not a string):
+	// the JSON of a Result carries it unchanged, so that numbers keep
+	// every digit (Body holds them as float64).
+	raw json.RawMessage
+}
+
+// resultJSON is the JSON form of a Result.
+type resultJSON struct {
+	Status  int               `json:"status"`
+	Headers map[string]string `json:"headers"`
+	Body    json.RawMessage   `json:"body"`
+}
+
+// MarshalJSON writes the API's JSON body as it came, else Body.
+func (r Result) MarshalJSON() ([]byte, error) {
+	if len(r.raw) == 0 {
+		type plain Result // without this method
+		return json.Marshal(plain(r))
+	}
+	return json.Marshal(resultJSON{Status: r.Status, Headers: r.Headers, Body: r.raw})
+}
+
+// UnmarshalJSON reads a Result that MarshalJSON wrote, keeping a JSON
+// body as it is written besides decoding it into Body.
+func (r *Result) UnmarshalJSON(b []byte) error {
+	var w resultJSON
+	if err := json.Unmarshal(b, &w); err != nil {
+		return err
+	}
+	*r = Result{Status: w.Status, Headers: w.Headers}
+	if body := bytes.TrimSpace(w.Body); len(body) > 0 && string(body) != "null" {
+		if err := json.Unmarshal(body, &r.Body); err != nil {
+			return err
+		}
+		if _, text := r.Body.(string); !text {
+			r.raw = body
+		}
+	}
+	return nil
+}
+
+// answerBody is an answer's body as Result holds it: the value and, when
+// it is JSON (not a string), the bytes it came as.
+func answerBody(contentType string, b []byte) (any, json.RawMessage) {
+	v := outbound.DecodeBody(contentType, b)
+	if _, text := v.(string); v == nil || text {
+		return v, nil
+	}
+	return v, b
 }
 
 // Do sends req through account id for c and returns the answer, whatever

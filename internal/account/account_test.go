@@ -319,8 +319,24 @@ func TestRevoked(t *testing.T) {
 			if _, err := e.svc.Update(ctx, alice, v.ID, account.Patch{Name: &name}); !errors.Is(err, account.ErrRevoked) {
 				t.Errorf("Update after revoke: %v", err)
 			}
-			if err := e.svc.Revoke(ctx, alice, v.ID); !errors.Is(err, account.ErrNotFound) {
+			first, err := e.svc.Get(ctx, alice, v.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			// Revoking again is no error and keeps the first revocation;
+			// for another user, or for no account, there is nothing.
+			if err := e.svc.Revoke(ctx, admin, v.ID); err != nil {
 				t.Errorf("revoking twice: %v", err)
+			}
+			if again, err := e.svc.Get(ctx, alice, v.ID); err != nil || again.StatusReason != first.StatusReason ||
+				!again.RevokedAt.Equal(*first.RevokedAt) || !strings.Contains(again.StatusReason, "revoked by u-alice") {
+				t.Errorf("after revoking twice: %+v, %v (first %+v)", again, err, first)
+			}
+			if err := e.svc.Revoke(ctx, bob, v.ID); !errors.Is(err, account.ErrNotFound) {
+				t.Errorf("another user revoking a revoked account: %v", err)
+			}
+			if err := e.svc.Revoke(ctx, alice, "no-such-account"); !errors.Is(err, account.ErrNotFound) {
+				t.Errorf("revoking a missing account: %v", err)
 			}
 			if n := srv.hits.Load(); n != 0 {
 				t.Errorf("the API was called %d times", n)

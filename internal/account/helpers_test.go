@@ -222,6 +222,13 @@ func (a *api) last(t testing.TB) seen {
 	return a.reqs[len(a.reqs)-1]
 }
 
+// requests returns every request the API received, oldest first.
+func (a *api) requests() []seen {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return append([]seen(nil), a.reqs...)
+}
+
 // eventually polls cond until it holds or 10 seconds pass.
 func eventually(t testing.TB, what string, cond func() bool) {
 	t.Helper()

@@ -278,11 +278,9 @@ func (s *Service) do(ctx context.Context, who string, a *store.Account, p *prepa
 			return nil, err
 		}
 		s.record(ctx, a, who, source, t, start, resp.StatusCode, nil)
-		return &Result{
-			Status:  resp.StatusCode,
-			Headers: flatHeaders(resp.Header),
-			Body:    outbound.DecodeBody(resp.Header.Get("Content-Type"), body),
-		}, nil
+		res := &Result{Status: resp.StatusCode, Headers: flatHeaders(resp.Header)}
+		res.Body, res.raw = answerBody(resp.Header.Get("Content-Type"), body)
+		return res, nil
 	}
 }
 
@@ -324,7 +322,9 @@ func authorize(hreq *http.Request, a *store.Account, sec *secrets, token string)
 		}
 	}
 	for name, value := range sec.Headers {
-		hreq.Header.Set(name, value)
+		if !reservedHeader(name) { // an extra header stored before it was reserved
+			hreq.Header.Set(name, value)
+		}
 	}
 	switch a.AuthType {
 	case AuthBasic:

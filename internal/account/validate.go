@@ -46,10 +46,12 @@ func pointer(parts ...string) string {
 }
 
 // connectionHeaders belong to the connection, which the HTTP client
-// manages: nobody sets them.
+// manages: nobody sets them. Accept-Encoding is among them: the client
+// asks for gzip itself and hands the answer over decompressed, which it
+// does not when the request names an encoding.
 var connectionHeaders = map[string]bool{
 	"Host": true, "Connection": true, "Content-Length": true, "Transfer-Encoding": true, "Te": true,
-	"Trailer": true, "Upgrade": true, "Keep-Alive": true, "Proxy-Connection": true,
+	"Trailer": true, "Upgrade": true, "Keep-Alive": true, "Proxy-Connection": true, "Accept-Encoding": true,
 }
 
 // credentialHeaders carry credentials, which only the account adds.

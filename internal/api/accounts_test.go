@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -291,28 +292,28 @@ func TestAccountValidation(t *testing.T) {
 			tests := []struct {
 				name  string
 				in    map[string]any
-				field string // a problem names this field
+				field string // a problem names this field (a JSON pointer)
 			}{
-				{"ftp domain", good(map[string]any{"domain": "ftp://x"}), "domain"},
-				{"domain not a URL", good(map[string]any{"domain": "not a url"}), "domain"},
-				{"no domain", good(map[string]any{"domain": nil}), "domain"},
-				{"token missing", good(map[string]any{"token": nil}), "token"},
-				{"unknown auth type", good(map[string]any{"authType": "magic"}), "authType"},
-				{"basic without password", good(map[string]any{"authType": "basic", "username": "ada", "token": nil}), "password"},
+				{"ftp domain", good(map[string]any{"domain": "ftp://x"}), "/domain"},
+				{"domain not a URL", good(map[string]any{"domain": "not a url"}), "/domain"},
+				{"no domain", good(map[string]any{"domain": nil}), "/domain"},
+				{"token missing", good(map[string]any{"token": nil}), "/token"},
+				{"unknown auth type", good(map[string]any{"authType": "magic"}), "/authType"},
+				{"basic without password", good(map[string]any{"authType": "basic", "username": "ada", "token": nil}), "/password"},
 				{"bad apiKey.in", good(map[string]any{"authType": "apiKey", "token": nil,
-					"apiKey": map[string]any{"in": "cookie", "name": "k", "value": "v-1234567890"}}), "in"},
+					"apiKey": map[string]any{"in": "cookie", "name": "k", "value": "v-1234567890"}}), "/apiKey/in"},
 				{"apiKey without value", good(map[string]any{"authType": "apiKey", "token": nil,
-					"apiKey": map[string]any{"in": "header", "name": "X-Key"}}), "value"},
+					"apiKey": map[string]any{"in": "header", "name": "X-Key"}}), "/apiKey/value"},
 			}
 			for _, tc := range tests {
 				var p problemResp
 				e.do("POST", "/api/v1/accounts", alice, tc.in, http.StatusUnprocessableEntity, &p)
-				found := false
+				var fields []string
 				for _, fp := range p.Errors {
-					found = found || strings.Contains(strings.ToLower(fp.Field), strings.ToLower(tc.field))
+					fields = append(fields, fp.Field)
 				}
-				if p.Detail == "" || !found {
-					t.Errorf("%s: problem %+v, want a detail and an error naming %s", tc.name, p, tc.field)
+				if p.Detail == "" || !slices.Contains(fields, tc.field) {
+					t.Errorf("%s: problem %+v, want a detail and an error at %s", tc.name, p, tc.field)
 				}
 			}
 			// Malformed bodies are 400s.
@@ -524,6 +525,9 @@ func TestAccountRotateAndRevoke(t *testing.T) {
 			e.do("PATCH", "/api/v1/accounts/"+acc.ID, alice, map[string]any{"domain": "ftp://x"}, http.StatusUnprocessableEntity, nil)
 			e.do("PATCH", "/api/v1/accounts/"+acc.ID, alice, map[string]any{"secret": "x"}, http.StatusBadRequest, nil)
 
+			e.do("DELETE", "/api/v1/accounts/"+acc.ID, alice, nil, http.StatusNoContent, nil)
+			// Revoking is idempotent: a second DELETE (a retried one) is
+			// also a 204.
 			e.do("DELETE", "/api/v1/accounts/"+acc.ID, alice, nil, http.StatusNoContent, nil)
 			calls := len(api.requests())
 			var p problemResp

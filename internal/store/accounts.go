@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"time"
 )
 
 // Account statuses.
@@ -127,19 +128,22 @@ func (s *Store) ListAccounts(ctx context.Context, ownerID string, withRevoked bo
 		ownerID, withRevoked, after, limit)
 }
 
-// UpdateAccount writes every field of a except ID, OwnerID, CreatedAt and
-// RevokedAt, if the stored row still has version a.Version and is not
-// revoked; it then sets a.Version to one more and a.UpdatedAt. A row that
-// changed meanwhile is ErrConflict; a missing or revoked one ErrNotFound.
+// UpdateAccount writes the fields a user edits: Name, Domain,
+// AuthPrefix, Username, APIKeyIn, APIKeyName, Secret, Hint and RateLimit,
+// if the stored row still has version a.Version and is not revoked; it
+// then sets a.Version to one more and a.UpdatedAt. Status, the token's
+// expiry and the refresh lease stay as they are in the row (a refresh on
+// another node may hold the lease; SetAccountTokens and
+// MarkAccountInvalid change them). A row that changed meanwhile is
+// ErrConflict; a missing or revoked one ErrNotFound.
 func (s *Store) UpdateAccount(ctx context.Context, a *Account) error {
 	now := s.nowMS()
 	n, err := s.backend.writer().exec(ctx,
-		`UPDATE accounts SET name = $1, auth_type = $2, domain = $3, auth_prefix = $4, username = $5, api_key_in = $6,
-		        api_key_name = $7, connector = $8, secret = $9, hint = $10, rate_limit = $11, status = $12,
-		        status_reason = $13, token_expires_at = $14, refresh_lease_until = $15, version = version + 1, updated_at = $16
-		  WHERE id = $17 AND version = $18 AND status <> 'revoked'`,
-		a.Name, a.AuthType, a.Domain, a.AuthPrefix, a.Username, a.APIKeyIn, a.APIKeyName, a.Connector, a.Secret, a.Hint,
-		a.RateLimit, a.Status, a.StatusReason, a.TokenExpiresAt, a.RefreshLeaseUntil, now, a.ID, a.Version)
+		`UPDATE accounts SET name = $1, domain = $2, auth_prefix = $3, username = $4, api_key_in = $5, api_key_name = $6,
+		        secret = $7, hint = $8, rate_limit = $9, version = version + 1, updated_at = $10
+		  WHERE id = $11 AND version = $12 AND status <> 'revoked'`,
+		a.Name, a.Domain, a.AuthPrefix, a.Username, a.APIKeyIn, a.APIKeyName, a.Secret, a.Hint, a.RateLimit,
+		now, a.ID, a.Version)
 	if err != nil {
 		return fmt.Errorf("updating account %s: %w", a.ID, err)
 	}
@@ -295,6 +299,61 @@ func (s *Store) ListAccountAudit(ctx context.Context, accountID, before string, 
 		`SELECT `+accountAuditCols+` FROM account_audit
 		  WHERE account_id = $1 AND ($2 = '' OR id < $2) ORDER BY id DESC LIMIT $3`,
 		accountID, before, limit)
+}
+
+// pruneBatch is how many rows a retention delete removes per statement,
+// so that each transaction stays small.
+const pruneBatch = 1000
+
+// DeleteAccountAuditBefore deletes the audit entries made before cutoff,
+// in batches, and returns how many it deleted. Entry ids are time-ordered
+// (UUIDv7), so the primary key finds them.
+func (s *Store) DeleteAccountAuditBefore(ctx context.Context, cutoff time.Time) (int64, error) {
+	n, err := s.deleteInBatches(ctx,
+		`DELETE FROM account_audit WHERE id IN (SELECT id FROM account_audit WHERE id < $1 AND at < $2 ORDER BY id LIMIT $3)`,
+		uuidV7Bound(cutoff), cutoff.UnixMilli())
+	if err != nil {
+		return n, fmt.Errorf("deleting account audit entries before %s: %w", cutoff.UTC().Format(time.RFC3339), err)
+	}
+	return n, nil
+}
+
+// DeleteAccountRequestsBefore deletes the wait=false requests that are
+// done or failed and were made and last changed before cutoff, in
+// batches, and returns how many it deleted. Pending ones stay: their job
+// still runs.
+func (s *Store) DeleteAccountRequestsBefore(ctx context.Context, cutoff time.Time) (int64, error) {
+	n, err := s.deleteInBatches(ctx,
+		`DELETE FROM account_requests WHERE id IN (SELECT id FROM account_requests
+		  WHERE id < $1 AND updated_at < $2 AND state IN ('done', 'failed') ORDER BY id LIMIT $3)`,
+		uuidV7Bound(cutoff), cutoff.UnixMilli())
+	if err != nil {
+		return n, fmt.Errorf("deleting account requests before %s: %w", cutoff.UTC().Format(time.RFC3339), err)
+	}
+	return n, nil
+}
+
+// deleteInBatches runs query (whose last argument is the batch size)
+// until a batch deletes fewer than pruneBatch rows.
+func (s *Store) deleteInBatches(ctx context.Context, query string, args ...any) (int64, error) {
+	args = append(args, pruneBatch)
+	var total int64
+	for {
+		n, err := s.backend.writer().exec(ctx, query, args...)
+		total += n
+		if err != nil {
+			return total, err
+		}
+		if n < pruneBatch {
+			return total, nil
+		}
+	}
+}
+
+// uuidV7Bound is the smallest UUIDv7 (as text) made at t or later.
+func uuidV7Bound(t time.Time) string {
+	ms := uint64(max(t.UnixMilli(), 0))
+	return fmt.Sprintf("%08x-%04x-0000-0000-000000000000", ms>>16, ms&0xffff)
 }
 
 // Account request states.

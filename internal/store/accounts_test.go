@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/plugboard/plugboard/internal/store"
 	"github.com/plugboard/plugboard/internal/store/storetest"
@@ -148,6 +149,152 @@ func TestUpdateAccount(t *testing.T) {
 		a.Version = 3 // the revocation's version
 		if err := s.UpdateAccount(ctx, a); !errors.Is(err, store.ErrNotFound) {
 			t.Fatalf("updating a revoked account: %v, want ErrNotFound", err)
+		}
+	})
+}
+
+// TestUpdateAccountKeepsRefreshState: an update writes what a user
+// edits and leaves the refresh lease another node holds, the token's
+// expiry and the status as the row has them, even when the caller read
+// them before they changed.
+func TestUpdateAccountKeepsRefreshState(t *testing.T) {
+	t.Parallel()
+	forBackends(t, func(t *testing.T, s *store.Store) {
+		ctx := context.Background()
+		a := mustAccount(t, s, "a1", "u1")
+		read := *a // read before the claim, as an update does
+		now := s.Now().UnixMilli()
+		lease := now + 60_000
+		if ok, err := s.ClaimAccountRefresh(ctx, "a1", a.Version, now, lease); err != nil || !ok {
+			t.Fatalf("claiming: %t, %v", ok, err)
+		}
+		read.Name, read.Domain, read.AuthPrefix, read.Username = "renamed", "https://api.example.com/v3", "Token", "bob"
+		read.APIKeyIn, read.APIKeyName, read.Secret, read.Hint, read.RateLimit = "query", "key", "sealed-2", "…new2", 7
+		read.Status, read.StatusReason, read.TokenExpiresAt, read.RefreshLeaseUntil = store.AccountInvalid, "stale", 42, 0
+		read.AuthType, read.Connector = "basic", "other"
+		if err := s.UpdateAccount(ctx, &read); err != nil {
+			t.Fatal(err)
+		}
+		got, err := s.Account(ctx, "a1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.RefreshLeaseUntil != lease || got.Status != store.AccountActive || got.StatusReason != "" || got.TokenExpiresAt != 0 ||
+			got.AuthType != "token" || got.Connector != "" {
+			t.Errorf("the update changed the refresh state or the kind of account: %+v", got)
+		}
+		if got.Name != "renamed" || got.Domain != read.Domain || got.AuthPrefix != "Token" || got.Username != "bob" ||
+			got.APIKeyIn != "query" || got.APIKeyName != "key" || got.Secret != "sealed-2" || got.Hint != "…new2" ||
+			got.RateLimit != 7 || got.Version != a.Version+1 {
+			t.Errorf("the update did not write the edited fields: %+v", got)
+		}
+		// The lease still keeps another claimer out.
+		if ok, err := s.ClaimAccountRefresh(ctx, "a1", got.Version, now+1, now+120_000); err != nil || ok {
+			t.Errorf("a second claim during the lease: %t, %v", ok, err)
+		}
+	})
+}
+
+// v7 is a time-ordered id (UUIDv7 text) made at t, the n-th of its
+// millisecond.
+func v7(t time.Time, n int) string {
+	ms := uint64(t.UnixMilli())
+	return fmt.Sprintf("%08x-%04x-7000-8000-%012x", ms>>16, ms&0xffff, n)
+}
+
+// TestDeleteAccountAuditBefore: the entries made before the cutoff go,
+// in batches, and the others stay.
+func TestDeleteAccountAuditBefore(t *testing.T) {
+	t.Parallel()
+	forBackends(t, func(t *testing.T, s *store.Store) {
+		ctx := context.Background()
+		cutoff := time.Now().Add(-24 * time.Hour)
+		old, recent := cutoff.Add(-time.Hour), cutoff.Add(time.Hour)
+		var entries []store.AccountAudit
+		for i := range 2500 { // several batches
+			entries = append(entries, store.AccountAudit{ID: v7(old, i), AccountID: fmt.Sprintf("a%d", i%3), UserID: "u1",
+				Source: "api", At: old.UnixMilli(), Method: "GET", Host: "h", Path: "/"})
+		}
+		for i := range 5 {
+			entries = append(entries, store.AccountAudit{ID: v7(recent, i), AccountID: "a1", UserID: "u1",
+				Source: "api", At: recent.UnixMilli(), Method: "GET", Host: "h", Path: "/recent"})
+		}
+		for i := 0; i < len(entries); i += 500 {
+			if err := s.InsertAccountAudit(ctx, entries[i:min(i+500, len(entries))]); err != nil {
+				t.Fatal(err)
+			}
+		}
+		n, err := s.DeleteAccountAuditBefore(ctx, cutoff)
+		if err != nil || n != 2500 {
+			t.Fatalf("deleted %d, %v; want 2500", n, err)
+		}
+		for _, acc := range []string{"a0", "a1", "a2"} {
+			left, err := s.ListAccountAudit(ctx, acc, "", 100)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := 0
+			if acc == "a1" {
+				want = 5
+			}
+			if len(left) != want {
+				t.Errorf("%s keeps %d entries, want %d", acc, len(left), want)
+			}
+			for _, e := range left {
+				if e.Path != "/recent" {
+					t.Errorf("an old entry stayed: %+v", e)
+				}
+			}
+		}
+		if n, err := s.DeleteAccountAuditBefore(ctx, cutoff); err != nil || n != 0 {
+			t.Errorf("deleting again: %d, %v", n, err)
+		}
+	})
+}
+
+// TestDeleteAccountRequestsBefore: finished requests made and last
+// changed before the cutoff go; pending ones and newer ones stay.
+func TestDeleteAccountRequestsBefore(t *testing.T) {
+	t.Parallel()
+	forBackends(t, func(t *testing.T, s *store.Store) {
+		ctx := context.Background()
+		now := s.Now()
+		ids := map[string]string{ // name: id
+			"done": v7(now.Add(-3*time.Hour), 1), "failed": v7(now.Add(-3*time.Hour), 2),
+			"pending": v7(now.Add(-3*time.Hour), 3), "later": v7(now.Add(2*time.Hour), 4),
+		}
+		states := map[string]string{"done": store.AccountRequestDone, "failed": store.AccountRequestFailed,
+			"pending": store.AccountRequestPending, "later": store.AccountRequestDone}
+		for name, id := range ids {
+			err := s.InTx(ctx, func(tx *store.Tx) error {
+				if err := tx.InsertAccountRequest(ctx, &store.AccountRequest{ID: id, AccountID: "a1", OwnerID: "u1",
+					Request: json.RawMessage(`{}`)}); err != nil {
+					return err
+				}
+				return tx.RecordAccountRequest(ctx, id, states[name], nil, "", 1)
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		left := func() string {
+			var names []string
+			for _, name := range []string{"done", "failed", "pending", "later"} {
+				if _, err := s.AccountRequest(ctx, ids[name]); err == nil {
+					names = append(names, name)
+				} else if !errors.Is(err, store.ErrNotFound) {
+					t.Fatal(err)
+				}
+			}
+			return strings.Join(names, ",")
+		}
+		// Made long ago but finished just now: kept.
+		if n, err := s.DeleteAccountRequestsBefore(ctx, now.Add(-time.Hour)); err != nil || n != 0 || left() != "done,failed,pending,later" {
+			t.Fatalf("cutoff an hour ago: deleted %d, %v; left %s", n, err, left())
+		}
+		n, err := s.DeleteAccountRequestsBefore(ctx, now.Add(time.Hour))
+		if err != nil || n != 2 || left() != "pending,later" {
+			t.Fatalf("cutoff in an hour: deleted %d, %v; left %s", n, err, left())
 		}
 	})
 }
