@@ -525,6 +525,9 @@ func TestExampleConnector(t *testing.T) {
 			})
 			e.do("POST", inbound, "", `{"events":[]}`, http.StatusGone, nil)
 			e.do("POST", "/api/v1/flows/"+sub.ID, e.admin, map[string]string{"command": "start"}, http.StatusOK, nil)
+			// Started again, it takes deliveries at once (a 410 would tell
+			// the provider to drop the subscription).
+			e.do("POST", inbound, "", `{"events":[]}`, http.StatusAccepted, nil)
 			eventually(t, 10*time.Second, "the second subscription", func() bool {
 				live, _ := acme.subscriptions()
 				return len(live) == 1 && live["wh_3"] == inbound

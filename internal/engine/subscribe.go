@@ -317,7 +317,14 @@ func (e *Engine) AcceptDelivery(ctx context.Context, d Delivery) ([]string, erro
 			return nil, err
 		}
 		if cf.head.Stage != store.StageRunning {
-			return nil, ErrFlowNotRunning
+			// It may have been started since it was read: providers take
+			// a 410 as "unsubscribe", so refuse only on the stored stage.
+			if cf, err = e.flows.get(ctx, d.FlowID); err != nil {
+				return nil, err
+			}
+			if cf.head.Stage != store.StageRunning {
+				return nil, ErrFlowNotRunning
+			}
 		}
 		n, ok := cf.compiled.Nodes[d.ComponentID]
 		if !ok {
