@@ -162,17 +162,9 @@ func (a *apiClient) call(ctx context.Context, method, path string, in any, want 
 	if a.token != "" {
 		req.Header.Set("Authorization", "Bearer "+a.token)
 	}
-	resp, err := a.http.Do(req)
+	answer, err := roundTrip(a.http, req, want)
 	if err != nil {
-		return err // names the method and URL
-	}
-	defer resp.Body.Close()
-	answer, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	if err != nil {
-		return fmt.Errorf("reading answer to %s %s: %w", method, path, err)
-	}
-	if resp.StatusCode != want {
-		return fmt.Errorf("%s %s: status %d, want %d: %s", method, path, resp.StatusCode, want, truncate(string(bytes.TrimSpace(answer)), 500))
+		return err
 	}
 	if out == nil {
 		return nil
@@ -190,4 +182,25 @@ func jsonScalar(raw json.RawMessage) string {
 		return s
 	}
 	return string(bytes.TrimSpace(raw))
+}
+
+// roundTrip sends req and returns the answer's body, failing unless the
+// status is want. It reads the whole answer so that the connection goes
+// back to the pool.
+func roundTrip(client *http.Client, req *http.Request, want int) ([]byte, error) {
+	resp, err := client.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	_, _ = io.Copy(io.Discard, resp.Body)
+	if err != nil {
+		return nil, fmt.Errorf("%s %s: reading answer: %w", req.Method, req.URL, err)
+	}
+	if resp.StatusCode != want {
+		return nil, fmt.Errorf("%s %s: status %d, want %d: %s", req.Method, req.URL, resp.StatusCode, want,
+			truncate(string(bytes.TrimSpace(body)), 300))
+	}
+	return body, nil
 }

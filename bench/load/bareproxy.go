@@ -13,9 +13,7 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"os"
-	"os/signal"
 	"strconv"
-	"syscall"
 	"time"
 )
 
@@ -95,8 +93,8 @@ func parseBareProxyFlags(args []string, output io.Writer) (bareProxyFlags, error
 }
 
 // serveBareProxy runs the bare proxy on PLUGBOARD_ADDR, adding the token
-// in proxyTokenEnv, until SIGTERM.
-func serveBareProxy(args []string) error {
+// in proxyTokenEnv, until ctx ends.
+func serveBareProxy(ctx context.Context, args []string) error {
 	f, err := parseBareProxyFlags(args, os.Stderr)
 	if err != nil {
 		return err
@@ -106,17 +104,18 @@ func serveBareProxy(args []string) error {
 		return fmt.Errorf("%s is not set", proxyTokenEnv)
 	}
 	handler, _ := newBareProxy(f.upstream, token, f.idlePerHost, log.New(os.Stderr, "bare proxy: ", log.LstdFlags))
-	return serveUntilSignal(&http.Server{
+	return serveUntilSignal(ctx, handler)
+}
+
+// serveUntilSignal serves handler on PLUGBOARD_ADDR until ctx ends (the
+// load tool's sub-commands end it on SIGINT or SIGTERM), then shuts the
+// server down.
+func serveUntilSignal(ctx context.Context, handler http.Handler) error {
+	srv := &http.Server{
 		Addr:              cmp.Or(os.Getenv("PLUGBOARD_ADDR"), "127.0.0.1:8080"),
 		Handler:           handler,
 		ReadHeaderTimeout: 10 * time.Second,
-	})
-}
-
-// serveUntilSignal serves srv until SIGINT or SIGTERM, then shuts it down.
-func serveUntilSignal(srv *http.Server) error {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
+	}
 	served := make(chan error, 1)
 	go func() { served <- srv.ListenAndServe() }()
 	select {
@@ -124,7 +123,7 @@ func serveUntilSignal(srv *http.Server) error {
 		return err
 	case <-ctx.Done():
 	}
-	shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	shutdown, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
 	if err := srv.Shutdown(shutdown); err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return err

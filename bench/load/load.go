@@ -20,7 +20,7 @@ const (
 
 // loadSpec describes one load run against one URL.
 type loadSpec struct {
-	url         string
+	url         string             // where the webhook post goes; unused with send
 	token       string             // sent as "Authorization: Bearer", when set
 	check       func([]byte) error // checks the body of a 202; nil accepts any
 	concurrency int

@@ -49,34 +49,30 @@ type config struct {
 	itemEvery     int
 }
 
+// subCommands are the servers the load tool starts itself as, so that each
+// is a process of its own, measured like Plugboard: the first argument
+// names one, the rest are its arguments.
+var subCommands = map[string]struct {
+	name  string // in the message of a failure
+	serve func(ctx context.Context, args []string) error
+}{
+	baselineCommand:       {"baseline server", serveBaseline},
+	proxyAPICommand:       {"proxy API", serveProxyAPI},
+	bareProxyCommand:      {"bare proxy", serveBareProxy},
+	baselinePollerCommand: {"baseline poller", serveBaselinePoller},
+}
+
 func main() {
-	if len(os.Args) > 1 && os.Args[1] == baselineCommand {
-		if err := serveBaseline(); err != nil {
-			fmt.Fprintln(os.Stderr, "baseline server:", err)
-			os.Exit(1)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if len(os.Args) > 1 {
+		if cmd, ok := subCommands[os.Args[1]]; ok {
+			if err := cmd.serve(ctx, os.Args[2:]); err != nil {
+				fmt.Fprintf(os.Stderr, "%s: %v\n", cmd.name, err)
+				os.Exit(1)
+			}
+			return
 		}
-		return
-	}
-	if len(os.Args) > 1 && os.Args[1] == proxyAPICommand {
-		if err := serveProxyAPI(os.Args[2:]); err != nil {
-			fmt.Fprintln(os.Stderr, "proxy API:", err)
-			os.Exit(1)
-		}
-		return
-	}
-	if len(os.Args) > 1 && os.Args[1] == bareProxyCommand {
-		if err := serveBareProxy(os.Args[2:]); err != nil {
-			fmt.Fprintln(os.Stderr, "bare proxy:", err)
-			os.Exit(1)
-		}
-		return
-	}
-	if len(os.Args) > 1 && os.Args[1] == baselinePollerCommand {
-		if err := serveBaselinePoller(os.Args[2:]); err != nil {
-			fmt.Fprintln(os.Stderr, "baseline poller:", err)
-			os.Exit(1)
-		}
-		return
 	}
 
 	cfg, err := parseFlags(os.Args[1:], os.Stderr)
@@ -88,8 +84,6 @@ func main() {
 		os.Exit(2)
 	}
 
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	os.Exit(run(ctx, cfg, logger, os.Stdout))
 }

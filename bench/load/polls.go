@@ -6,7 +6,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -15,13 +14,11 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 )
 
@@ -414,14 +411,8 @@ func (a *apiClient) publishConnector(ctx context.Context, archive []byte) error 
 	}
 	req.Header.Set("Content-Type", "application/zip")
 	req.Header.Set("Authorization", "Bearer "+a.token)
-	resp, err := a.http.Do(req)
-	if err != nil {
+	if _, err := roundTrip(a.http, req, http.StatusCreated); err != nil {
 		return fmt.Errorf("publishing connector: %w", err)
-	}
-	defer resp.Body.Close()
-	answer, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	if resp.StatusCode != http.StatusCreated {
-		return fmt.Errorf("publishing connector: status %d, want 201: %s", resp.StatusCode, truncate(string(bytes.TrimSpace(answer)), 500))
 	}
 	return nil
 }
@@ -505,11 +496,6 @@ func runPollScenario(ctx context.Context, cfg config, bin, work string, logger *
 // comparePolls fills in run's figures relative to the baseline (nil when
 // it did not run): polls/s, CPU per poll and resident memory.
 func comparePolls(baseline, run *Result) {
-	one := 1.0
-	if run.Target == "baseline" {
-		run.VsBaseline = &one
-		return
-	}
 	if baseline == nil || baseline.Error != "" || run.Error != "" || baseline.Polls == nil || run.Polls == nil {
 		return
 	}
@@ -554,7 +540,10 @@ func runPolls(ctx context.Context, cfg config, bin, work string, every time.Dura
 		r.Error = errInterrupted
 		return r
 	}
-	comparePolls(nil, &r)
+	if bin == "" {
+		one := 1.0
+		r.VsBaseline = &one
+	}
 	return r
 }
 
@@ -570,56 +559,35 @@ func measurePolls(ctx context.Context, cfg config, bin, work string, every time.
 	if err != nil {
 		return fmt.Errorf("creating run directory: %w", err)
 	}
-	addr, err := freeAddr()
-	if err != nil {
-		return err
-	}
-	spec := processSpec{env: map[string]string{"PLUGBOARD_ADDR": addr}, logPath: filepath.Join(dir, "server.log")}
-	var password string
+	var (
+		spec     processSpec
+		password string
+	)
 	if bin == "" {
 		exe, err := os.Executable()
 		if err != nil {
 			return fmt.Errorf("locating the load tool's binary: %w", err)
 		}
-		spec.path = exe
-		spec.args = []string{baselinePollerCommand, api.url, strconv.Itoa(cfg.flows), every.String()}
+		addr, err := freeAddr()
+		if err != nil {
+			return err
+		}
+		spec = processSpec{
+			path:    exe,
+			args:    []string{baselinePollerCommand, api.url, strconv.Itoa(cfg.flows), every.String()},
+			env:     map[string]string{"PLUGBOARD_ADDR": addr},
+			logPath: filepath.Join(dir, "server.log"),
+		}
 	} else {
-		dataDir := filepath.Join(dir, "data")
-		if err := os.Mkdir(dataDir, 0o700); err != nil {
-			return fmt.Errorf("creating data directory: %w", err)
+		var cleanup func()
+		if spec, password, cleanup, err = plugboardSpec(ctx, cfg, bin, dir, logger); err != nil {
+			return err
 		}
-		password = rand.Text()
-		secretKey := make([]byte, 32)
-		_, _ = rand.Read(secretKey) // never fails
-		spec.path, spec.args = bin, []string{"serve"}
-		for k, v := range map[string]string{
-			// A key of its own, or the server creates a key file and warns.
-			"PLUGBOARD_SECRET_KEY":             base64.StdEncoding.EncodeToString(secretKey),
-			"PLUGBOARD_DATA_DIR":               dataDir,
-			"PLUGBOARD_ADMIN_EMAIL":            adminEmail,
-			"PLUGBOARD_ADMIN_PASSWORD":         password,
-			"PLUGBOARD_ALLOW_PRIVATE_NETWORKS": "true",
-			"PLUGBOARD_POLL_INTERVAL":          every.String(),
-		} {
-			spec.env[k] = v
-		}
-		if cfg.pgURL != "" {
-			dsn, drop, err := freshSchema(ctx, cfg.pgURL)
-			if err != nil {
-				return err
-			}
-			defer func() {
-				dropCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-				defer cancel()
-				if err := drop(dropCtx); err != nil {
-					logger.Warn("cleaning up", slog.Any("err", err))
-				}
-			}()
-			spec.env["PLUGBOARD_DATABASE_URL"] = dsn
-		}
+		defer cleanup()
+		spec.env["PLUGBOARD_POLL_INTERVAL"] = every.String()
 	}
 
-	p, err := launch(ctx, spec, addr, r, logger)
+	p, err := launch(ctx, spec, spec.env["PLUGBOARD_ADDR"], r, logger)
 	if err != nil {
 		return err
 	}
@@ -776,8 +744,8 @@ func startBaselinePoller(ctx context.Context, base string) error {
 // on PLUGBOARD_ADDR), it runs one goroutine per flow, their first polls
 // spread evenly over one interval, each polling on a time.Ticker as the
 // connector's trigger does: the items after its cursor, each new one
-// posted to the run endpoint. It stops on SIGTERM.
-func serveBaselinePoller(args []string) error {
+// posted to the run endpoint. It stops when ctx ends.
+func serveBaselinePoller(ctx context.Context, args []string) error {
 	if len(args) != 3 {
 		return fmt.Errorf("usage: %s API_URL FLOWS INTERVAL", baselinePollerCommand)
 	}
@@ -791,8 +759,6 @@ func serveBaselinePoller(args []string) error {
 		return fmt.Errorf("interval: %q is not a positive duration", args[2])
 	}
 
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
 	// A connection per flow may stay open: none is dialed again when many
 	// polls meet.
 	client := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
@@ -828,17 +794,7 @@ func serveBaselinePoller(args []string) error {
 		start()
 		w.WriteHeader(http.StatusNoContent)
 	})
-	srv := &http.Server{Addr: os.Getenv("PLUGBOARD_ADDR"), Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-	served := make(chan error, 1)
-	go func() { served <- srv.ListenAndServe() }()
-	select {
-	case err := <-served:
-		return err
-	case <-ctx.Done():
-	}
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	return srv.Shutdown(shutdownCtx)
+	return serveUntilSignal(ctx, mux)
 }
 
 // baselinePoll is one simulated flow of the baseline: its cursor and the
@@ -971,14 +927,6 @@ func pollColumns() []column {
 				return none
 			}
 			return fmt.Sprintf(format, v(r.Polls))
-		}
-	}
-	optional := func(format string, v func(Result) *float64) func(Result) string {
-		return func(r Result) string {
-			if p := v(r); p != nil {
-				return fmt.Sprintf(format, *p)
-			}
-			return none
 		}
 	}
 	pollPtr := func(v func(*pollFigures) *float64) func(Result) *float64 {

@@ -2,11 +2,9 @@ package main
 
 import (
 	"bytes"
-	"cmp"
 	"context"
 	"crypto/rand"
 	"crypto/subtle"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -223,8 +221,8 @@ func parseProxyAPIFlags(args []string, output io.Writer) (time.Duration, error) 
 }
 
 // serveProxyAPI runs the proxied API on PLUGBOARD_ADDR, expecting the
-// token in proxyTokenEnv, until SIGTERM.
-func serveProxyAPI(args []string) error {
+// token in proxyTokenEnv, until ctx ends.
+func serveProxyAPI(ctx context.Context, args []string) error {
 	latency, err := parseProxyAPIFlags(args, os.Stderr)
 	if err != nil {
 		return err
@@ -233,11 +231,7 @@ func serveProxyAPI(args []string) error {
 	if token == "" {
 		return fmt.Errorf("%s is not set", proxyTokenEnv)
 	}
-	return serveUntilSignal(&http.Server{
-		Addr:              cmp.Or(os.Getenv("PLUGBOARD_ADDR"), "127.0.0.1:8080"),
-		Handler:           newProxyAPI(token, latency).handler(),
-		ReadHeaderTimeout: 10 * time.Second,
-	})
+	return serveUntilSignal(ctx, newProxyAPI(token, latency).handler())
 }
 
 // directSend calls base (the API itself, or the bare proxy in front of
@@ -307,27 +301,6 @@ func checkProxyAnswer(body []byte, n int64) error {
 		return fmt.Errorf("the API answered %d, want 200", ans.Status)
 	}
 	return checkItem(ans.Body, n)
-}
-
-// roundTrip sends req and returns the answer's body, failing unless the
-// status is want. It reads the whole answer so that the connection goes
-// back to the pool.
-func roundTrip(client *http.Client, req *http.Request, want int) ([]byte, error) {
-	resp, err := client.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	_, _ = io.Copy(io.Discard, resp.Body)
-	if err != nil {
-		return nil, fmt.Errorf("%s %s: reading answer: %w", req.Method, req.URL, err)
-	}
-	if resp.StatusCode != want {
-		return nil, fmt.Errorf("%s %s: status %d, want %d: %s", req.Method, req.URL, resp.StatusCode, want,
-			truncate(string(bytes.TrimSpace(body)), 300))
-	}
-	return body, nil
 }
 
 // createAccount creates a token account on domain with token and returns
@@ -466,7 +439,7 @@ func measureProxy(ctx context.Context, cfg config, bin, work string, r *Result, 
 			target = p.baseURL() + "/v1/items/{n}"
 			send = directSend(p.baseURL(), "") // the proxy adds the token
 		} else {
-			spec, password, cleanup, err := proxyPlugboardSpec(ctx, cfg, bin, dir, logger)
+			spec, password, cleanup, err := plugboardSpec(ctx, cfg, bin, dir, logger)
 			if err != nil {
 				return err
 			}
@@ -498,7 +471,6 @@ func measureProxy(ctx context.Context, cfg config, bin, work string, r *Result, 
 	logger.Info("loading", slog.String("url", target),
 		slog.Duration("warmup", cfg.warmup), slog.Duration("duration", cfg.duration))
 	loadServer(ctx, p, loadSpec{
-		url:         target,
 		send:        send,
 		concurrency: r.Concurrency,
 		warmup:      cfg.warmup,
@@ -574,54 +546,6 @@ func fetchProxyCounts(ctx context.Context, apiURL string) (proxyCounts, error) {
 	return c, nil
 }
 
-// proxyPlugboardSpec is how to start Plugboard for a proxy run: a fresh
-// data directory (and, with -pg, schema), a secret key of its own, and
-// private networks allowed (the API is on 127.0.0.1). cleanup drops the
-// schema.
-func proxyPlugboardSpec(ctx context.Context, cfg config, bin, dir string, logger *slog.Logger) (spec processSpec, password string, cleanup func(), err error) {
-	dataDir := filepath.Join(dir, "data")
-	if err := os.Mkdir(dataDir, 0o700); err != nil {
-		return processSpec{}, "", nil, fmt.Errorf("creating data directory: %w", err)
-	}
-	addr, err := freeAddr()
-	if err != nil {
-		return processSpec{}, "", nil, err
-	}
-	password = rand.Text()
-	secretKey := make([]byte, 32)
-	_, _ = rand.Read(secretKey) // never fails
-	spec = processSpec{
-		path: bin,
-		args: []string{"serve"},
-		env: map[string]string{
-			"PLUGBOARD_ADDR": addr,
-			// A key of its own, or the server creates a key file and warns.
-			"PLUGBOARD_SECRET_KEY":             base64.StdEncoding.EncodeToString(secretKey),
-			"PLUGBOARD_DATA_DIR":               dataDir,
-			"PLUGBOARD_ADMIN_EMAIL":            adminEmail,
-			"PLUGBOARD_ADMIN_PASSWORD":         password,
-			"PLUGBOARD_ALLOW_PRIVATE_NETWORKS": "true",
-		},
-		logPath: filepath.Join(dir, "server.log"),
-	}
-	cleanup = func() {}
-	if cfg.pgURL != "" {
-		dsn, drop, err := freshSchema(ctx, cfg.pgURL)
-		if err != nil {
-			return processSpec{}, "", nil, err
-		}
-		cleanup = func() {
-			dropCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-			defer cancel()
-			if err := drop(dropCtx); err != nil {
-				logger.Warn("cleaning up", slog.Any("err", err))
-			}
-		}
-		spec.env["PLUGBOARD_DATABASE_URL"] = dsn
-	}
-	return spec, password, cleanup, nil
-}
-
 // setupProxy signs in as the admin on the server at base, creates a
 // virtual user with a token and, as that user, a token account on domain
 // whose token is apiToken. It returns the account's id and the user's
@@ -672,14 +596,6 @@ func compareBareProxy(bare, run *Result) {
 
 // proxyColumns are the table's columns for the proxy scenario.
 func proxyColumns() []column {
-	optional := func(format string, v func(Result) *float64) func(Result) string {
-		return func(r Result) string {
-			if p := v(r); p != nil {
-				return fmt.Sprintf(format, *p)
-			}
-			return none
-		}
-	}
 	figure := func(v func(*proxyFigures) *float64) func(Result) *float64 {
 		return func(r Result) *float64 {
 			if r.Proxy == nil {

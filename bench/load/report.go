@@ -139,6 +139,17 @@ func megabytes(bytes uint64) float64 { return float64(bytes) / (1 << 20) }
 
 const none = "—"
 
+// optional is a cell showing the figure v picks with format, or none
+// when there is none.
+func optional(format string, v func(Result) *float64) func(Result) string {
+	return func(r Result) string {
+		if p := v(r); p != nil {
+			return fmt.Sprintf(format, *p)
+		}
+		return none
+	}
+}
+
 // column is one column of the table: identity columns are aligned left,
 // figures right.
 type column struct {
@@ -149,14 +160,6 @@ type column struct {
 
 // columns returns the table's columns for scenario s.
 func (s scenario) columns() []column {
-	f := func(format string, v func(Result) *float64) func(Result) string {
-		return func(r Result) string {
-			if p := v(r); p != nil {
-				return fmt.Sprintf(format, *p)
-			}
-			return none
-		}
-	}
 	figure := func(format string, v func(Result) float64) func(Result) string {
 		return func(r Result) string { return fmt.Sprintf(format, v(r)) }
 	}
@@ -188,7 +191,7 @@ func (s scenario) columns() []column {
 		{"peak RSS MB", false, figure("%.1f", func(r Result) float64 { return r.PeakRSSMB })},
 		{"start-up ms", false, figure("%.1f", func(r Result) float64 { return r.StartupMs })},
 	}
-	vsBaseline := column{"× baseline", false, f("%.2f", func(r Result) *float64 { return r.VsBaseline })}
+	vsBaseline := column{"× baseline", false, optional("%.2f", func(r Result) *float64 { return r.VsBaseline })}
 
 	switch s {
 	case scenarioPolls:
@@ -211,8 +214,8 @@ func (s scenario) columns() []column {
 		cols = append(cols, memory...)
 		// One event is a hundred messages: events/s sit far below the baseline.
 		return append(cols,
-			column{"× baseline", false, f("%.4f", func(r Result) *float64 { return r.VsBaseline })},
-			column{"messages/s ÷ baseline", false, f("%.2f", func(r Result) *float64 { return r.MessagesVsBaseline })})
+			column{"× baseline", false, optional("%.4f", func(r Result) *float64 { return r.VsBaseline })},
+			column{"messages/s ÷ baseline", false, optional("%.2f", func(r Result) *float64 { return r.MessagesVsBaseline })})
 	case scenarioSteps:
 		cols := []column{target, conc,
 			{"steps", true, func(r Result) string {
@@ -225,9 +228,9 @@ func (s scenario) columns() []column {
 			p50, p99, errs,
 			{"delivered/accepted", false, delivered},
 			drainCol,
-			{"CPU s", false, f("%.2f", func(r Result) *float64 { return r.CPUS })},
-			{"CPU µs/req", false, f("%.0f", func(r Result) *float64 { return r.CPUMicrosPerReq })},
-			{"µs/step", false, f("%.1f", func(r Result) *float64 { return r.MicrosPerStep })},
+			{"CPU s", false, optional("%.2f", func(r Result) *float64 { return r.CPUS })},
+			{"CPU µs/req", false, optional("%.0f", func(r Result) *float64 { return r.CPUMicrosPerReq })},
+			{"µs/step", false, optional("%.1f", func(r Result) *float64 { return r.MicrosPerStep })},
 		}
 		cols = append(cols, memory...)
 		return append(cols, vsBaseline)

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"crypto/rand"
+	"encoding/base64"
 	"fmt"
 	"log/slog"
 	"os"
@@ -99,36 +100,11 @@ func measurePlugboard(ctx context.Context, cfg config, bin, work string, v varia
 	if err != nil {
 		return fmt.Errorf("creating run directory: %w", err)
 	}
-	dataDir := filepath.Join(dir, "data")
-	if err := os.Mkdir(dataDir, 0o700); err != nil {
-		return fmt.Errorf("creating data directory: %w", err)
-	}
-	addr, err := freeAddr()
+	spec, password, cleanup, err := plugboardSpec(ctx, cfg, bin, dir, logger)
 	if err != nil {
 		return err
 	}
-	password := rand.Text()
-	env := map[string]string{
-		"PLUGBOARD_ADDR":                   addr,
-		"PLUGBOARD_DATA_DIR":               dataDir,
-		"PLUGBOARD_ADMIN_EMAIL":            adminEmail,
-		"PLUGBOARD_ADMIN_PASSWORD":         password,
-		"PLUGBOARD_ALLOW_PRIVATE_NETWORKS": "true",
-	}
-	if cfg.pgURL != "" {
-		dsn, drop, err := freshSchema(ctx, cfg.pgURL)
-		if err != nil {
-			return err
-		}
-		defer func() {
-			dropCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-			defer cancel()
-			if err := drop(dropCtx); err != nil {
-				logger.Warn("cleaning up", slog.Any("err", err))
-			}
-		}()
-		env["PLUGBOARD_DATABASE_URL"] = dsn
-	}
+	defer cleanup()
 
 	snk, err := startSink(cfg.scenario.deliveryCheck(v), logger)
 	if err != nil {
@@ -136,12 +112,7 @@ func measurePlugboard(ctx context.Context, cfg config, bin, work string, v varia
 	}
 	defer snk.close()
 
-	p, err := launch(ctx, processSpec{
-		path:    bin,
-		args:    []string{"serve"},
-		env:     env,
-		logPath: filepath.Join(dir, "server.log"),
-	}, addr, r, logger)
+	p, err := launch(ctx, spec, spec.env["PLUGBOARD_ADDR"], r, logger)
 	if err != nil {
 		return err
 	}
@@ -254,4 +225,53 @@ func withLog(err error, p *serverProcess) error {
 		return err
 	}
 	return fmt.Errorf("%w\nlast lines of the server log:\n%s", err, tail)
+}
+
+// plugboardSpec is how to start Plugboard for a run: on a free loopback
+// port, with a fresh data directory (and, with -pg, schema), a secret key
+// of its own, the admin's credentials (password is new) and private
+// networks allowed (the sink and the APIs are on 127.0.0.1). cleanup
+// drops the schema; the caller calls it once the server has stopped.
+func plugboardSpec(ctx context.Context, cfg config, bin, dir string, logger *slog.Logger) (spec processSpec, password string, cleanup func(), err error) {
+	dataDir := filepath.Join(dir, "data")
+	if err := os.Mkdir(dataDir, 0o700); err != nil {
+		return processSpec{}, "", nil, fmt.Errorf("creating data directory: %w", err)
+	}
+	addr, err := freeAddr()
+	if err != nil {
+		return processSpec{}, "", nil, err
+	}
+	password = rand.Text()
+	secretKey := make([]byte, 32)
+	_, _ = rand.Read(secretKey) // never fails
+	spec = processSpec{
+		path: bin,
+		args: []string{"serve"},
+		env: map[string]string{
+			"PLUGBOARD_ADDR": addr,
+			// A key of its own, or the server creates a key file and warns.
+			"PLUGBOARD_SECRET_KEY":             base64.StdEncoding.EncodeToString(secretKey),
+			"PLUGBOARD_DATA_DIR":               dataDir,
+			"PLUGBOARD_ADMIN_EMAIL":            adminEmail,
+			"PLUGBOARD_ADMIN_PASSWORD":         password,
+			"PLUGBOARD_ALLOW_PRIVATE_NETWORKS": "true",
+		},
+		logPath: filepath.Join(dir, "server.log"),
+	}
+	cleanup = func() {}
+	if cfg.pgURL != "" {
+		dsn, drop, err := freshSchema(ctx, cfg.pgURL)
+		if err != nil {
+			return processSpec{}, "", nil, err
+		}
+		cleanup = func() {
+			dropCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+			defer cancel()
+			if err := drop(dropCtx); err != nil {
+				logger.Warn("cleaning up", slog.Any("err", err))
+			}
+		}
+		spec.env["PLUGBOARD_DATABASE_URL"] = dsn
+	}
+	return spec, password, cleanup, nil
 }
