@@ -137,9 +137,6 @@ type Service struct {
 	limits limiters
 	// audit batches the uses of accounts.
 	audit *auditWriter
-	// results hands the answer of a wait=false request from the job's Run
-	// to its Record.
-	results resultStash
 	// refreshes joins the OAuth2 refreshes of one account on this node
 	// (keyed by account id), so only one runs at a time here; the store's
 	// refresh lease does the same across nodes.
@@ -762,6 +759,21 @@ type UpstreamError struct {
 
 func (e *UpstreamError) Error() string { return e.Err.Error() }
 func (e *UpstreamError) Unwrap() error { return e.Err }
+
+// IsFinal reports whether err, from a use of an account, will not pass if
+// the use is made again: the account is missing, revoked or invalid, the
+// request is not valid (*InputError), or the API was out of reach for
+// good (an *UpstreamError of a refused address or an answer too large).
+func IsFinal(err error) bool {
+	if errors.Is(err, ErrNotFound) || errors.Is(err, ErrRevoked) || errors.Is(err, ErrInvalid) {
+		return true
+	}
+	if _, ok := errors.AsType[*InputError](err); ok {
+		return true
+	}
+	up, ok := errors.AsType[*UpstreamError](err)
+	return ok && outbound.IsFinal(up.Err)
+}
 
 // secrets is the sealed document of an account.
 type secrets struct {

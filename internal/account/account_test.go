@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
 	"slices"
@@ -594,5 +595,30 @@ func TestRevokedOnAnotherNode(t *testing.T) {
 				t.Errorf("the other node used the revoked account for %s, want at most about a second", d)
 			}
 		})
+	}
+}
+
+// TestIsFinal: the errors of a use of an account that will not pass if
+// the use is made again.
+func TestIsFinal(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		name string
+		err  error
+		want bool
+	}{
+		{"not found", fmt.Errorf("loading: %w", account.ErrNotFound), true},
+		{"revoked", fmt.Errorf("using: %w", account.ErrRevoked), true},
+		{"invalid", fmt.Errorf("using: %w", account.ErrInvalid), true},
+		{"input", &account.InputError{Problems: []account.FieldProblem{{Field: "/path", Message: "bad"}}}, true},
+		{"too large", &account.UpstreamError{Err: fmt.Errorf("reading: %w", outbound.ErrResponseTooLarge)}, true},
+		{"unreachable", &account.UpstreamError{Err: errors.New("connection refused")}, false},
+		{"timeout", fmt.Errorf("calling: %w", account.ErrTimeout), false},
+		{"rate limited", &account.RateLimitedError{AccountID: "a", RetryAfter: time.Second}, false},
+		{"nil", nil, false},
+	} {
+		if got := account.IsFinal(tt.err); got != tt.want {
+			t.Errorf("%s: IsFinal = %v, want %v", tt.name, got, tt.want)
+		}
 	}
 }

@@ -2,14 +2,12 @@ package account
 
 import (
 	"cmp"
-	"container/list"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
 	"net/http"
-	"sync"
 	"time"
 
 	"github.com/plugboard/plugboard/internal/component"
@@ -73,31 +71,23 @@ func (s *Service) enqueue(ctx context.Context, c Caller, a *store.Account, req R
 	return j.ID, nil
 }
 
-// answerError is an answer that may pass if the request is made again
-// (408, 429, 5xx).
-type answerError struct {
-	result *Result
-	err    error
-}
-
-func (e *answerError) Error() string { return e.err.Error() }
-func (e *answerError) Unwrap() error { return e.err }
-
-// runJob makes one attempt of a wait=false request. Any answer but 408,
-// 429 and 5xx is its result; those and failures to get one (timeouts,
-// connections, the rate limit) are tried again; an account that cannot be
-// used, a refused address or a request that is not valid fail for good.
-func (s *Service) runJob(ctx context.Context, payload json.RawMessage, _ int) error {
+// runJob makes one attempt of a wait=false request and returns its
+// result (JSON). Any answer but 408, 429 and 5xx is its result; those
+// are returned with an error, so they are kept and the request is tried
+// again, like failures to get an answer (timeouts, connections, the rate
+// limit); an account that cannot be used, a refused address or a request
+// that is not valid fail for good.
+func (s *Service) runJob(ctx context.Context, payload json.RawMessage, _ int) (json.RawMessage, error) {
 	var j requestJob
 	if err := json.Unmarshal(payload, &j); err != nil {
-		return component.Permanent(fmt.Errorf("decoding request job: %w", err))
+		return nil, component.Permanent(fmt.Errorf("decoding request job: %w", err))
 	}
 	a, err := s.loadAny(ctx, Caller{UserID: j.OwnerID}, j.AccountID)
 	if errors.Is(err, ErrNotFound) {
-		return component.Permanent(err)
+		return nil, component.Permanent(err)
 	}
 	if err != nil {
-		return err
+		return nil, err
 	}
 	// Every attempt carries the request id as its Idempotency-Key (unless
 	// the caller chose one), so that an API can tell an attempt made again
@@ -110,21 +100,19 @@ func (s *Service) runJob(ctx context.Context, payload json.RawMessage, _ int) er
 	}
 	res, err := s.call(ctx, cmp.Or(j.UserID, j.OwnerID), a, j.Request, cmp.Or(j.Source, "job"))
 	if err != nil {
-		if _, bad := errors.AsType[*InputError](err); bad || outbound.IsFinal(err) ||
-			errors.Is(err, ErrRevoked) || errors.Is(err, ErrInvalid) || errors.Is(err, ErrNotFound) {
-			return component.Permanent(err)
+		if IsFinal(err) {
+			return nil, component.Permanent(err)
 		}
-		return err
+		return nil, err
+	}
+	out, err := json.Marshal(res)
+	if err != nil {
+		return nil, component.Permanent(fmt.Errorf("encoding the result of request %s: %w", j.ID, err))
 	}
 	if outbound.RetryableStatus(res.Status) {
-		return &answerError{result: res, err: fmt.Errorf("request %s through account %s: the API answered %d", j.ID, a.ID, res.Status)}
+		return out, fmt.Errorf("request %s through account %s: the API answered %d", j.ID, a.ID, res.Status)
 	}
-	b, err := json.Marshal(res)
-	if err != nil {
-		return component.Permanent(fmt.Errorf("encoding the result of request %s: %w", j.ID, err))
-	}
-	s.results.put(j.ID, b)
-	return nil
+	return out, nil
 }
 
 // idempotencyKey is the header that names a wait=false request's
@@ -142,39 +130,22 @@ func hasHeader(h map[string]string, name string) bool {
 	return false
 }
 
-// errResultLost fails the record of an attempt whose result left the
-// stash before it was written (see resultStash): the job is not finished
-// and runs again once its lease ends, with the same Idempotency-Key.
-var errResultLost = errors.New("the result was dropped before it was recorded")
-
-// recordJob writes the outcome of an attempt on the request's row, in
-// the transaction that finishes or reschedules its job.
-func (s *Service) recordJob(ctx context.Context, tx *store.Tx, payload json.RawMessage, attempt int, err error, final bool) error {
+// recordJob writes the outcome of an attempt on the request's row, with
+// out, the result runJob returned (if any), in the transaction that
+// finishes or reschedules its job.
+func (s *Service) recordJob(ctx context.Context, tx *store.Tx, payload json.RawMessage, attempt int, out json.RawMessage, err error, final bool) error {
 	var j requestJob
 	if json.Unmarshal(payload, &j) != nil || j.ID == "" {
 		return nil // nothing to record against
 	}
 	state, msg := store.AccountRequestDone, ""
-	var raw json.RawMessage
-	if err == nil {
-		var ok bool
-		if raw, ok = s.results.take(j.ID); !ok {
-			return fmt.Errorf("recording request %s: %w", j.ID, errResultLost)
-		}
-	} else {
+	if err != nil {
 		state, msg = store.AccountRequestPending, err.Error()
 		if final {
 			state = store.AccountRequestFailed
 		}
-		if ae, ok := errors.AsType[*answerError](err); ok {
-			b, merr := json.Marshal(ae.result)
-			if merr != nil {
-				return fmt.Errorf("encoding the result of request %s: %w", j.ID, merr)
-			}
-			raw = b
-		}
 	}
-	return tx.RecordAccountRequest(ctx, j.ID, state, raw, msg, attempt)
+	return tx.RecordAccountRequest(ctx, j.ID, state, out, msg, attempt)
 }
 
 // requestResult shows request requestID of account a.
@@ -198,117 +169,4 @@ func (s *Service) requestResult(ctx context.Context, a *store.Account, requestID
 		v.Result = &res
 	}
 	return v, nil
-}
-
-// resultStash hands the result of a successful attempt (its JSON) from
-// runJob to recordJob on this node. take removes an entry, but a taken
-// entry stays readable for takenGrace: the group commit may run recordJob
-// more than once (when another submission in its transaction fails). The
-// stash is bounded by count and bytes; beyond, the oldest entries are
-// dropped, and the record of a dropped one fails, so that its job runs
-// again instead of being finished without a result.
-type resultStash struct {
-	mu    sync.Mutex
-	m     map[string]*list.Element // of *stashed, oldest first
-	order list.List
-	bytes int
-	// now is the clock (time.Now when nil).
-	now func() time.Time
-	// maxCount and maxBytes bound the stash (defaults stashMaxCount and
-	// stashMaxBytes).
-	maxCount, maxBytes int
-}
-
-type stashed struct {
-	id   string
-	data json.RawMessage
-	at   time.Time
-	// taken is when recordJob took it (zero before).
-	taken time.Time
-}
-
-// Stash limits. A result waits for its record a few milliseconds: the
-// bounds only matter when records stall (the database is down), and then
-// a dropped result costs one more attempt of the request.
-const (
-	stashMaxCount = 1024
-	stashMaxBytes = 64 << 20
-	// stashTTL is how long a result waits for its record at most.
-	stashTTL = 10 * time.Minute
-	// takenGrace is how long a taken result stays for the group commit to
-	// run recordJob again.
-	takenGrace = 5 * time.Second
-)
-
-func (r *resultStash) clock() time.Time {
-	if r.now != nil {
-		return r.now()
-	}
-	return time.Now()
-}
-
-// put keeps data as the result of request id, dropping the oldest
-// entries while the stash is over its bounds (never the new one).
-func (r *resultStash) put(id string, data json.RawMessage) {
-	now := r.clock()
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.m == nil {
-		r.m = map[string]*list.Element{}
-	}
-	if el, ok := r.m[id]; ok {
-		r.remove(el)
-	}
-	r.m[id] = r.order.PushBack(&stashed{id: id, data: data, at: now})
-	r.bytes += len(data)
-	r.sweep(now)
-}
-
-// take returns the result of request id, which then leaves the stash
-// (after takenGrace); false when there is none, or it was dropped.
-func (r *resultStash) take(id string) (json.RawMessage, bool) {
-	now := r.clock()
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	el, ok := r.m[id]
-	if !ok {
-		return nil, false
-	}
-	e := el.Value.(*stashed)
-	if e.taken.IsZero() {
-		e.taken = now
-	}
-	data := e.data
-	r.sweep(now)
-	return data, true
-}
-
-// len is how many results the stash holds and their bytes.
-func (r *resultStash) len() (int, int) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.order.Len(), r.bytes
-}
-
-// sweep drops taken entries past takenGrace, entries past stashTTL and,
-// while over the bounds, the oldest entries but the newest one.
-func (r *resultStash) sweep(now time.Time) {
-	for el := r.order.Front(); el != nil; {
-		next := el.Next()
-		e := el.Value.(*stashed)
-		if (!e.taken.IsZero() && now.Sub(e.taken) >= takenGrace) || now.Sub(e.at) > stashTTL {
-			r.remove(el)
-		}
-		el = next
-	}
-	maxCount, maxBytes := cmp.Or(r.maxCount, stashMaxCount), cmp.Or(r.maxBytes, stashMaxBytes)
-	for r.order.Len() > 1 && (r.order.Len() > maxCount || r.bytes > maxBytes) {
-		r.remove(r.order.Front())
-	}
-}
-
-func (r *resultStash) remove(el *list.Element) {
-	e := r.order.Remove(el).(*stashed)
-	delete(r.m, e.id)
-	r.bytes -= len(e.data)
 }

@@ -152,38 +152,12 @@ func joinPath(base *url.URL, raw string) (*url.URL, error) {
 		return nil, errors.New("required: a path below the account's domain, such as /contacts")
 	case raw[0] != '/':
 		return nil, errors.New("must start with /")
-	case strings.HasPrefix(raw, "//"):
-		return nil, errors.New("may not name a host")
-	case hasEncodedDotSegment(raw):
-		return nil, errors.New("may not hold encoded dot segments")
 	}
 	u, err := outbound.JoinPath(base, raw)
 	if err != nil {
-		return nil, errors.New("may not leave the account's domain (another host, \"..\" above the domain's path, encoded slashes)")
+		return nil, errors.New("may not leave the account's domain (another host, \"..\" above the domain's path, encoded slashes or dots)")
 	}
 	return u, nil
-}
-
-// hasEncodedDotSegment reports whether a segment of raw's path is "." or
-// ".." written with percent-encoding, which some servers decode after
-// the path was checked.
-func hasEncodedDotSegment(raw string) bool {
-	p, _, _ := strings.Cut(raw, "?")
-	p, _, _ = strings.Cut(p, "#")
-	for _, seg := range strings.Split(p, "/") {
-		if !strings.Contains(seg, "%") {
-			continue
-		}
-		dec, err := url.PathUnescape(seg)
-		if err != nil {
-			return true
-		}
-		name, _, _ := strings.Cut(dec, ";")
-		if name == "." || name == ".." {
-			return true
-		}
-	}
-	return false
 }
 
 // queryValues renders a query value: a scalar, or an array of scalars;
@@ -229,10 +203,31 @@ func scalar(v any) (string, bool) {
 }
 
 // do sends p through a (whose use is allowed) and reads the answer,
-// within p's timeout. An oauth2 account gets one fresh token and a second
-// try after a 401. Every try is recorded.
+// within p's timeout.
 func (s *Service) do(ctx context.Context, who string, a *store.Account, p *prepared, source string) (*Result, error) {
-	t := targetOf(p.method, p.url)
+	var body []byte
+	build := func(ctx context.Context) (*http.Request, error) { return s.newRequest(ctx, a, p) }
+	read := func(resp *http.Response) (err error) {
+		defer resp.Body.Close()
+		body, err = outbound.ReadBody(resp, s.cfg.MaxResponseBytes)
+		return err
+	}
+	resp, err := s.exchange(ctx, who, a, source, targetOf(p.method, p.url), p.timeout, build, read)
+	if err != nil {
+		return nil, err
+	}
+	res := &Result{Status: resp.StatusCode, Headers: flatHeaders(resp.Header)}
+	res.Body, res.raw = answerBody(resp.Header.Get("Content-Type"), body)
+	return res, nil
+}
+
+// exchange sends the requests build makes (with ctx) to t through a,
+// whose use is allowed, within timeout unless it is 0: it takes a's rate
+// limit and adds a's credentials; an oauth2 account gets one fresh token
+// and a second request after a 401. read, when not nil, reads the answer
+// before it is recorded (and closes its body). Every try is recorded.
+func (s *Service) exchange(ctx context.Context, who string, a *store.Account, source string, t target, timeout time.Duration,
+	build func(ctx context.Context) (*http.Request, error), read func(*http.Response) error) (*http.Response, error) {
 	if err := s.limits.take(a, s.cfg.Now()); err != nil {
 		s.record(ctx, a, who, source, t, time.Now(), 0, err)
 		return nil, err
@@ -242,26 +237,31 @@ func (s *Service) do(ctx context.Context, who string, a *store.Account, p *prepa
 		s.record(ctx, a, who, source, t, time.Now(), 0, err)
 		return nil, err
 	}
-	tctx, cancel := context.WithTimeoutCause(ctx, p.timeout, errDeadline)
-	defer cancel()
+	tctx := ctx
+	if timeout > 0 {
+		var cancel context.CancelFunc
+		tctx, cancel = context.WithTimeoutCause(ctx, timeout, errDeadline)
+		defer cancel()
+	}
 	for try := 0; ; try++ {
 		start := time.Now()
-		token := ""
-		if a.AuthType == AuthOAuth2 {
-			if token, err = s.accessToken(tctx, a, sec, try > 0); err != nil {
-				err = s.callError(tctx, a, t, p.timeout, err)
-				s.record(ctx, a, who, source, t, start, 0, err)
-				return nil, err
-			}
-		}
-		hreq, err := s.newRequest(tctx, a, sec, p, token)
+		hreq, err := build(tctx)
 		if err != nil {
 			s.record(ctx, a, who, source, t, start, 0, err)
 			return nil, err
 		}
+		token := ""
+		if a.AuthType == AuthOAuth2 {
+			if token, err = s.accessToken(hreq.Context(), a, sec, try > 0); err != nil {
+				err = s.callError(hreq.Context(), a, t, timeout, err)
+				s.record(ctx, a, who, source, t, start, 0, err)
+				return nil, err
+			}
+		}
+		authorize(hreq, a, sec, token)
 		resp, err := s.http.Do(hreq)
 		if err != nil {
-			err = s.callError(tctx, a, t, p.timeout, err)
+			err = s.callError(hreq.Context(), a, t, timeout, err)
 			s.record(ctx, a, who, source, t, start, 0, err)
 			return nil, err
 		}
@@ -270,22 +270,20 @@ func (s *Service) do(ctx context.Context, who string, a *store.Account, p *prepa
 			s.record(ctx, a, who, source, t, start, resp.StatusCode, nil)
 			continue
 		}
-		body, err := outbound.ReadBody(resp, s.cfg.MaxResponseBytes)
-		resp.Body.Close()
-		if err != nil {
-			err = s.callError(tctx, a, t, p.timeout, err)
-			s.record(ctx, a, who, source, t, start, resp.StatusCode, err)
-			return nil, err
+		if read != nil {
+			if err := read(resp); err != nil {
+				err = s.callError(hreq.Context(), a, t, timeout, err)
+				s.record(ctx, a, who, source, t, start, resp.StatusCode, err)
+				return nil, err
+			}
 		}
 		s.record(ctx, a, who, source, t, start, resp.StatusCode, nil)
-		res := &Result{Status: resp.StatusCode, Headers: flatHeaders(resp.Header)}
-		res.Body, res.raw = answerBody(resp.Header.Get("Content-Type"), body)
-		return res, nil
+		return resp, nil
 	}
 }
 
-// newRequest builds one try of p with a's credentials.
-func (s *Service) newRequest(ctx context.Context, a *store.Account, sec *secrets, p *prepared, token string) (*http.Request, error) {
+// newRequest builds one try of p, without a's credentials.
+func (s *Service) newRequest(ctx context.Context, a *store.Account, p *prepared) (*http.Request, error) {
 	var body io.Reader
 	if p.body != nil {
 		body = bytes.NewReader(p.body)
@@ -307,7 +305,6 @@ func (s *Service) newRequest(ctx context.Context, a *store.Account, sec *secrets
 	if hreq.Header.Get("User-Agent") == "" {
 		hreq.Header.Set("User-Agent", "Plugboard")
 	}
-	authorize(hreq, a, sec, token)
 	return hreq, nil
 }
 
@@ -405,54 +402,24 @@ func (s *Service) send(ctx context.Context, who string, a *store.Account, source
 		}
 		return hreq.WithContext(withDomain(hreq.Context(), a)), nil
 	}
-	hreq, err := buildReq()
+	first, err := buildReq()
 	if err != nil {
 		return nil, err
 	}
-	t := targetOf(hreq.Method, hreq.URL)
-	start := time.Now()
+	t := targetOf(first.Method, first.URL)
 	if err := usable(a); err != nil {
-		s.record(ctx, a, who, source, t, start, 0, err)
+		s.record(ctx, a, who, source, t, time.Now(), 0, err)
 		return nil, err
 	}
-	if err := s.limits.take(a, s.cfg.Now()); err != nil {
-		s.record(ctx, a, who, source, t, start, 0, err)
-		return nil, err
-	}
-	sec, err := s.open(a)
-	if err != nil {
-		s.record(ctx, a, who, source, t, start, 0, err)
-		return nil, err
-	}
-	for try := 0; ; try++ {
-		start = time.Now()
-		if try > 0 {
-			if hreq, err = buildReq(); err != nil {
-				return nil, err
-			}
+	// The request is built once per try (its body is read by each): the
+	// first one is already.
+	return s.exchange(ctx, who, a, source, t, 0, func(context.Context) (*http.Request, error) {
+		if hreq := first; hreq != nil {
+			first = nil
+			return hreq, nil
 		}
-		token := ""
-		if a.AuthType == AuthOAuth2 {
-			if token, err = s.accessToken(hreq.Context(), a, sec, try > 0); err != nil {
-				err = s.callError(hreq.Context(), a, t, 0, err)
-				s.record(ctx, a, who, source, t, start, 0, err)
-				return nil, err
-			}
-		}
-		authorize(hreq, a, sec, token)
-		resp, err := s.http.Do(hreq)
-		if err != nil {
-			err = s.callError(hreq.Context(), a, t, 0, err)
-			s.record(ctx, a, who, source, t, start, 0, err)
-			return nil, err
-		}
-		s.record(ctx, a, who, source, t, start, resp.StatusCode, nil)
-		if resp.StatusCode == http.StatusUnauthorized && a.AuthType == AuthOAuth2 && try == 0 {
-			discard(resp)
-			continue
-		}
-		return resp, nil
-	}
+		return buildReq()
+	}, nil)
 }
 
 // discard reads a little of an answer that is not used, so that its

@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"math"
 	"net/http"
-	"net/url"
 	"regexp"
 	"strconv"
 
@@ -133,19 +132,9 @@ func accountProblem(err error) *Problem {
 		p.RetryAfter = strconv.Itoa(max(1, int(math.Ceil(rl.RetryAfter.Seconds()))))
 		return p
 	case errors.As(err, &up):
-		return problem(http.StatusBadGateway, "the account's API could not be reached: %s", redactURLs(upstreamText(up)))
+		return problem(http.StatusBadGateway, "the account's API could not be reached: %s", redactURLs(up.Error()))
 	}
 	return nil
-}
-
-// upstreamText is what went wrong reaching an API, without the URL a
-// transport error quotes.
-func upstreamText(up *account.UpstreamError) string {
-	var ue *url.Error
-	if errors.As(up.Err, &ue) {
-		return ue.Err.Error()
-	}
-	return up.Error()
 }
 
 // urlSecrets matches the parts of a URL that may hold credentials: the

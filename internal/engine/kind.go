@@ -43,12 +43,16 @@ type Emitter interface {
 type Kind struct {
 	// Name tells the kind's jobs apart; see NewKindJob.
 	Name string
-	// Run makes one attempt. A component.Permanent error is not retried.
-	Run func(ctx context.Context, payload json.RawMessage, attempt int) error
+	// Run makes one attempt and returns what Record should keep of it
+	// (nil for nothing), even when the attempt failed. A
+	// component.Permanent error is not retried.
+	Run func(ctx context.Context, payload json.RawMessage, attempt int) (json.RawMessage, error)
 	// Record, when not nil, writes the outcome of an attempt in the
-	// transaction that finishes or reschedules the job: err is nil on
-	// success; final says no attempt follows.
-	Record func(ctx context.Context, tx *store.Tx, payload json.RawMessage, attempt int, err error, final bool) error
+	// transaction that finishes or reschedules the job: out is what Run
+	// returned, err is nil on success; final says no attempt follows. The
+	// transaction may belong to a group commit, so Record may run more
+	// than once for one attempt: it must only write through tx.
+	Record func(ctx context.Context, tx *store.Tx, payload json.RawMessage, attempt int, out json.RawMessage, err error, final bool) error
 	// InitialInterval and MaxInterval shape the backoff between attempts
 	// (defaults: those of components).
 	InitialInterval, MaxInterval time.Duration
@@ -105,6 +109,7 @@ func (e *Engine) emit(ctx context.Context, tx *store.Tx, event string, data any)
 // workKind runs one attempt of a kind job and records its outcome.
 func (e *Engine) workKind(ctx context.Context, j store.Job) {
 	var a kindArgs
+	var out json.RawMessage
 	var err error
 	if uerr := json.Unmarshal(j.Args, &a); uerr != nil {
 		err = component.Permanent(fmt.Errorf("decoding job: %w", uerr))
@@ -117,24 +122,25 @@ func (e *Engine) workKind(ctx context.Context, j store.Job) {
 		// attempts run out.
 		err = fmt.Errorf("no handler for job kind %q on this node", a.Kind)
 	default:
-		err = k.run(ctx, e.log, a.Payload, j.Attempt)
+		out, err = k.run(ctx, e.log, a.Payload, j.Attempt)
 	}
-	e.settleKind(ctx, j, k, a.Payload, err)
+	e.settleKind(ctx, j, k, a.Payload, out, err)
 }
 
-func (k *Kind) run(ctx context.Context, log *slog.Logger, payload json.RawMessage, attempt int) (err error) {
+func (k *Kind) run(ctx context.Context, log *slog.Logger, payload json.RawMessage, attempt int) (out json.RawMessage, err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			log.LogAttrs(ctx, slog.LevelError, "job panicked", slog.String("kind", k.Name),
 				slog.Any("panic", r), slog.String("stack", string(debug.Stack())))
-			err = fmt.Errorf("job of kind %s failed unexpectedly: %v", k.Name, r)
+			out, err = nil, fmt.Errorf("job of kind %s failed unexpectedly: %v", k.Name, r)
 		}
 	}()
 	return k.Run(ctx, payload, attempt)
 }
 
-// settleKind finishes or reschedules a kind job after an attempt.
-func (e *Engine) settleKind(ctx context.Context, j store.Job, k *Kind, payload json.RawMessage, cause error) {
+// settleKind finishes or reschedules a kind job after an attempt, whose
+// Run returned out and cause.
+func (e *Engine) settleKind(ctx context.Context, j store.Job, k *Kind, payload, out json.RawMessage, cause error) {
 	wctx := context.WithoutCancel(ctx)
 	if cause != nil && e.q.interrupted() {
 		if err := e.store.ReleaseJob(wctx, j.ID, e.cfg.NodeID, j.Attempt); err != nil {
@@ -161,7 +167,7 @@ func (e *Engine) settleKind(ctx context.Context, j store.Job, k *Kind, payload j
 		if k == nil || k.Record == nil {
 			return nil
 		}
-		return k.Record(wctx, tx, payload, j.Attempt, cause, final)
+		return k.Record(wctx, tx, payload, j.Attempt, out, cause, final)
 	})
 	if err != nil {
 		// The lease keeps the job; it runs again.
@@ -182,7 +188,7 @@ func (e *Engine) settleExhaustedKind(ctx context.Context, j store.Job) bool {
 	}
 	var a kindArgs
 	_ = json.Unmarshal(j.Args, &a)
-	e.settleKind(ctx, j, e.kinds[a.Kind], a.Payload, errNodeLost)
+	e.settleKind(ctx, j, e.kinds[a.Kind], a.Payload, nil, errNodeLost)
 	return true
 }
 

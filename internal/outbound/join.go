@@ -29,7 +29,8 @@ func JoinPath(base *url.URL, p string) (*url.URL, error) {
 	if err != nil {
 		return nil, fmt.Errorf("url path %q: %w", p, err)
 	}
-	if ref.Scheme != "" || ref.Host != "" || ref.User != nil {
+	// "///x" has no host, but a server or a redirect may read one in it.
+	if ref.Scheme != "" || ref.Host != "" || ref.User != nil || strings.HasPrefix(p, "//") {
 		return nil, fmt.Errorf("url path %q names a host", p)
 	}
 	decoded := ref.Path
@@ -42,10 +43,22 @@ func JoinPath(base *url.URL, p string) (*url.URL, error) {
 	if strings.Contains(decoded, "\\") {
 		return nil, fmt.Errorf("url path %q holds a backslash", p)
 	}
-	for _, seg := range strings.Split(decoded, "/") {
-		// Some servers read "..;x" as ".." (path parameters).
-		if name, _, params := strings.Cut(seg, ";"); params && (name == "." || name == "..") {
+	for _, seg := range strings.Split(ref.EscapedPath(), "/") {
+		dec, err := url.PathUnescape(seg)
+		if err != nil {
+			return nil, fmt.Errorf("url path %q: %w", p, err)
+		}
+		name, _, params := strings.Cut(dec, ";")
+		if name != "." && name != ".." {
+			continue
+		}
+		// Some servers read "..;x" as ".." (path parameters), and some
+		// decode "%2e%2e" after the path was checked.
+		if params {
 			return nil, fmt.Errorf("url path %q holds a dot segment with parameters", p)
+		}
+		if strings.Contains(seg, "%") {
+			return nil, fmt.Errorf("url path %q holds an encoded dot segment", p)
 		}
 	}
 	basePath := strings.TrimSuffix(base.Path, "/")

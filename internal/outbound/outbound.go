@@ -45,11 +45,6 @@ type Options struct {
 	// MaxIdleConnsPerHost is how many kept-alive connections per host wait
 	// for reuse. Zero or less means 64.
 	MaxIdleConnsPerHost int
-	// Allowed lists exact addresses (IP and port) the policy lets through
-	// although they are private, such as a sidecar API the operator
-	// trusts; other ports of the same IP stay refused. An IPv4-mapped IPv6
-	// address matches its IPv4 form.
-	Allowed []netip.AddrPort
 }
 
 // NewClient returns a client that applies the address policy to every
@@ -61,29 +56,8 @@ func NewClient(opts Options) *http.Client {
 	var refuse func(netip.AddrPort) bool
 	if !opts.AllowPrivate {
 		refuse = refuseBlocked
-		if len(opts.Allowed) > 0 {
-			refuse = refuseExcept(opts.Allowed)
-		}
 	}
 	return newClient(opts, refuse)
-}
-
-// refuseExcept is the production policy with exceptions for the exact
-// addresses in allowed.
-func refuseExcept(allowed []netip.AddrPort) func(netip.AddrPort) bool {
-	set := make(map[netip.AddrPort]bool, len(allowed))
-	for _, ap := range allowed {
-		set[normalize(ap)] = true
-	}
-	return func(ap netip.AddrPort) bool {
-		return !set[normalize(ap)] && refuseBlocked(ap)
-	}
-}
-
-// normalize drops the zone and unmaps an IPv4-mapped IPv6 address, so
-// that an address compares equal however the dialer spells it.
-func normalize(ap netip.AddrPort) netip.AddrPort {
-	return netip.AddrPortFrom(ap.Addr().WithZone("").Unmap(), ap.Port())
 }
 
 // newClient lets tests swap the policy.

@@ -53,47 +53,38 @@ func Sign(secret, id string, ts int64, body []byte) (string, error) {
 	return "v1," + base64.StdEncoding.EncodeToString(mac.Sum(nil)), nil
 }
 
-// attemptError is a failed attempt with the answer's status code (0 when
-// there was none).
-type attemptError struct {
-	status int
-	err    error
-}
-
-func (e *attemptError) Error() string { return e.err.Error() }
-func (e *attemptError) Unwrap() error { return e.err }
-
 // errSubscriptionGone drops the deliveries of a deleted subscription.
 var errSubscriptionGone = errors.New("the subscription was deleted")
 
 // deliver makes one attempt: 2xx is delivered; no answer, 408, 429 and
-// 5xx are retried; any other status fails at once.
-func (s *Service) deliver(ctx context.Context, payload json.RawMessage, _ int) error {
+// 5xx are retried; any other status fails at once. It returns the
+// answer's status code (JSON) for record, whatever it was.
+func (s *Service) deliver(ctx context.Context, payload json.RawMessage, _ int) (json.RawMessage, error) {
 	var d delivery
 	if err := json.Unmarshal(payload, &d); err != nil {
-		return component.Permanent(fmt.Errorf("decoding delivery: %w", err))
+		return nil, component.Permanent(fmt.Errorf("decoding delivery: %w", err))
 	}
 	sub, err := s.st.SystemWebhook(ctx, d.SubscriptionID)
 	if errors.Is(err, store.ErrNotFound) {
-		return component.Permanent(errSubscriptionGone)
+		return nil, component.Permanent(errSubscriptionGone)
 	}
 	if err != nil {
-		return err
+		return nil, err
 	}
 	secret, err := s.secret(sub)
 	if err != nil {
-		return component.Permanent(err) // the start-up check makes sure the key is right
+		return nil, component.Permanent(err) // the start-up check makes sure the key is right
 	}
 	ts := time.Now().Unix()
 	sig, err := Sign(secret, d.ID, ts, d.Body)
 	if err != nil {
-		return component.Permanent(err)
+		return nil, component.Permanent(err)
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, sub.URL, bytes.NewReader(d.Body))
 	if err != nil {
-		return component.Permanent(fmt.Errorf("preparing delivery to %s: %w", sub.URL, err))
+		return nil, component.Permanent(fmt.Errorf("preparing delivery to %s: %w", sub.URL, err))
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", "Plugboard-Webhooks")
@@ -104,46 +95,40 @@ func (s *Service) deliver(ctx context.Context, payload json.RawMessage, _ int) e
 	if err != nil {
 		err = fmt.Errorf("delivering to %s: %w", sub.URL, err)
 		if outbound.IsBlocked(err) {
-			return component.Permanent(err) // an address refused now is refused on every attempt
+			return nil, component.Permanent(err) // an address refused now is refused on every attempt
 		}
-		return &attemptError{err: err}
+		return nil, err
 	}
 	defer resp.Body.Close()
 	// Drain a little so the connection is reused; the answer is not kept.
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 	code := resp.StatusCode
+	out := json.RawMessage(strconv.Itoa(code))
 	switch {
 	case code >= 200 && code < 300:
-		s.answered.Store(d.ID, code)
-		return nil
-	case code == http.StatusRequestTimeout || code == http.StatusTooManyRequests || code >= 500:
-		return &attemptError{status: code, err: fmt.Errorf("delivering to %s: answered %d", sub.URL, code)}
+		return out, nil
+	case outbound.RetryableStatus(code):
+		return out, fmt.Errorf("delivering to %s: answered %d", sub.URL, code)
 	default:
-		return component.Permanent(&attemptError{status: code, err: fmt.Errorf("delivering to %s: answered %d", sub.URL, code)})
+		return out, component.Permanent(fmt.Errorf("delivering to %s: answered %d", sub.URL, code))
 	}
 }
 
-// record logs an attempt's outcome in the transaction that finishes or
-// reschedules the delivery job.
-func (s *Service) record(ctx context.Context, tx *store.Tx, payload json.RawMessage, attempt int, err error, final bool) error {
+// record logs an attempt's outcome, with the status code deliver
+// returned as out (0 when there was no answer), in the transaction that
+// finishes or reschedules the delivery job.
+func (s *Service) record(ctx context.Context, tx *store.Tx, payload json.RawMessage, attempt int, out json.RawMessage, err error, final bool) error {
 	var d delivery
 	if uerr := json.Unmarshal(payload, &d); uerr != nil || d.ID == "" {
 		return nil // nothing to log against
 	}
-	status, code, msg := store.DeliveryDelivered, 0, ""
+	status, msg := store.DeliveryDelivered, ""
 	if err != nil {
 		status, msg = store.DeliveryRetrying, err.Error()
 		if final {
 			status = store.DeliveryFailed
 		}
-		var ae *attemptError
-		if errors.As(err, &ae) {
-			code = ae.status
-		}
-	} else if c, ok := s.answered.LoadAndDelete(d.ID); ok {
-		// Kept by deliver on this node just before; lost only if the
-		// group commit runs this twice, which leaves 0.
-		code = c.(int)
 	}
+	code, _ := strconv.Atoi(string(out))
 	return tx.RecordSystemWebhookAttempt(ctx, d.ID, status, attempt, code, msg)
 }

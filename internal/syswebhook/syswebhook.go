@@ -70,17 +70,12 @@ type Config struct {
 
 // Service owns the subscriptions, emits events and delivers them.
 type Service struct {
-	cfg   Config
-	st    *store.Store
-	vault *vault.Vault
+	cfg Config
+	st  *store.Store
 
 	mu      sync.Mutex
 	subs    []*store.SystemWebhook
 	fetched time.Time
-
-	// answered hands the status code of a successful attempt from
-	// deliver to record (delivery id → code).
-	answered sync.Map
 }
 
 // New makes a service. Register its delivery job kind with the engine
@@ -94,7 +89,7 @@ func New(cfg Config) (*Service, error) {
 	cfg.InitialInterval = cmp.Or(cfg.InitialInterval, DefaultInitialInterval)
 	cfg.MaxInterval = cmp.Or(cfg.MaxInterval, DefaultMaxInterval)
 	cfg.Timeout = cmp.Or(cfg.Timeout, DefaultTimeout)
-	return &Service{cfg: cfg, st: cfg.Store, vault: cfg.Vault}, nil
+	return &Service{cfg: cfg, st: cfg.Store}, nil
 }
 
 // Subscribe validates and stores a subscription. It returns the stored
@@ -112,7 +107,7 @@ func (s *Service) Subscribe(ctx context.Context, event, rawURL string) (*store.S
 		return nil, "", err
 	}
 	id := uuid.Must(uuid.NewV7()).String()
-	w := &store.SystemWebhook{ID: id, Event: event, URL: rawURL, Secret: s.vault.Seal([]byte(secret), []byte(id))}
+	w := &store.SystemWebhook{ID: id, Event: event, URL: rawURL, Secret: s.cfg.Vault.Seal([]byte(secret), []byte(id))}
 	if err := s.st.CreateSystemWebhook(ctx, w); err != nil {
 		return nil, "", err
 	}
@@ -122,7 +117,7 @@ func (s *Service) Subscribe(ctx context.Context, event, rawURL string) (*store.S
 
 // secret opens the signing secret of a stored subscription.
 func (s *Service) secret(w *store.SystemWebhook) (string, error) {
-	plain, err := s.vault.Open(w.Secret, []byte(w.ID))
+	plain, err := s.cfg.Vault.Open(w.Secret, []byte(w.ID))
 	if err != nil {
 		return "", fmt.Errorf("opening the secret of system webhook %s: %w", w.ID, err)
 	}
@@ -145,7 +140,7 @@ func (s *Service) SealStoredSecrets(ctx context.Context) (int, error) {
 			if !strings.HasPrefix(w.Secret, secretPrefix) {
 				continue
 			}
-			ok, err := tx.ReplaceSystemWebhookSecret(ctx, w.ID, w.Secret, s.vault.Seal([]byte(w.Secret), []byte(w.ID)))
+			ok, err := tx.ReplaceSystemWebhookSecret(ctx, w.ID, w.Secret, s.cfg.Vault.Seal([]byte(w.Secret), []byte(w.ID)))
 			if err != nil {
 				return err
 			}
