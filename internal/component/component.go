@@ -11,6 +11,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/plugboard/plugboard/internal/outbound"
 )
 
 // Kind tells whether a component starts a flow or acts on a message.
@@ -154,6 +156,26 @@ func Permanent(err error) error { return &PermanentError{Err: err} }
 func IsPermanent(err error) bool {
 	var p *PermanentError
 	return errors.As(err, &p)
+}
+
+// PermanentIfFinal marks err, of an outbound call, permanent when trying
+// again cannot mend it (outbound.IsFinal: a refused address, an answer
+// over the cap); otherwise it returns err as it is, to be retried.
+func PermanentIfFinal(err error) error {
+	if outbound.IsFinal(err) {
+		return Permanent(err)
+	}
+	return err
+}
+
+// StatusFailure is err, the failure of an answer with error status code:
+// retried when the call may pass if made again (outbound.RetryableStatus:
+// 408, 429, 5xx), permanent otherwise.
+func StatusFailure(code int, err error) error {
+	if outbound.RetryableStatus(code) {
+		return err
+	}
+	return Permanent(err)
 }
 
 // RetryPolicy says how often and how fast a failing step is retried.

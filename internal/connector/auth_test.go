@@ -114,3 +114,42 @@ func TestAuthOAuth2Grants(t *testing.T) {
 		})
 	}
 }
+
+// TestAuthTestIsALiteralPath: the credential test is sent as a method and
+// a path on the account's domain, with the credentials alone, so publishing
+// refuses one the server could not send as written.
+func TestAuthTestIsALiteralPath(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		test string
+		// wantPath names the expected problem; "" for none.
+		wantPath string
+	}{
+		{name: "a path", test: `{"method": "GET", "url": "/v2/me"}`},
+		{name: "a path with a query", test: `{"method": "GET", "url": "/v2/me?fields=id"}`},
+		{name: "an absolute url", test: `{"method": "GET", "url": "https://api.example.com/v2/me"}`, wantPath: "/auth/test/url"},
+		{name: "a network-path reference", test: `{"method": "GET", "url": "//api.example.com/v2/me"}`, wantPath: "/auth/test/url"},
+		{name: "a templated url", test: `{"method": "GET", "url": "{{ $.properties.me }}"}`, wantPath: "/auth/test/url"},
+		{name: "a placeholder in the path", test: `{"method": "GET", "url": "/v2/{{ $.properties.me }}"}`, wantPath: "/auth/test/url"},
+		{name: "headers", test: `{"method": "GET", "url": "/v2/me", "headers": {"X-Version": "2"}}`, wantPath: "/auth/test"},
+		{name: "query", test: `{"method": "GET", "url": "/v2/me", "query": {"fields": "id"}}`, wantPath: "/auth/test"},
+		{name: "body", test: `{"method": "POST", "url": "/v2/me", "body": {"a": 1}}`, wantPath: "/auth/test"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			_, err := connector.ParseManifest(withAuth(t, `{"type": "token", "test": `+tt.test+`}`))
+			if tt.wantPath == "" {
+				if err != nil {
+					t.Fatalf("refused: %v", err)
+				}
+				return
+			}
+			e := asError(t, err)
+			if !slices.ContainsFunc(e.Problems, func(p connector.Problem) bool { return p.Path == tt.wantPath }) {
+				t.Fatalf("problems %v, want one at %q", e.Problems, tt.wantPath)
+			}
+		})
+	}
+}

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -28,9 +27,6 @@ type Installer struct {
 
 	mu     sync.Mutex
 	loaded map[string]string // name -> version in the registry
-
-	authMu sync.Mutex
-	auths  map[string]*account.ConnectorAuth // "name@version" -> its auth (nil for none)
 }
 
 // Sync loads what changed since the last call.
@@ -135,13 +131,6 @@ func (in *Installer) AccountAuth(ctx context.Context, name string) (*account.Con
 	if version == "" {
 		return nil, nil
 	}
-	key := name + "@" + version
-	in.authMu.Lock()
-	auth, ok := in.auths[key]
-	in.authMu.Unlock()
-	if ok {
-		return copyAuth(auth), nil
-	}
 	versions, err := in.Store.ConnectorVersions(ctx, name)
 	if err != nil {
 		return nil, fmt.Errorf("reading the auth of connector %s: %w", name, err)
@@ -164,32 +153,18 @@ func (in *Installer) AccountAuth(ctx context.Context, name string) (*account.Con
 	if err := json.Unmarshal(manifest, &m); err != nil {
 		return nil, fmt.Errorf("reading the manifest of connector %s %s: %w", name, version, err)
 	}
-	if m.Auth != nil && m.Auth.Type != AuthNone && m.Auth.Type != "" {
-		auth = &account.ConnectorAuth{
-			Type: m.Auth.Type, In: m.Auth.In, Name: m.Auth.Name, Prefix: m.Auth.Prefix, Grant: m.Auth.Grant,
-			AuthorizationURL: m.Auth.AuthorizationURL, TokenURL: m.Auth.TokenURL, Scopes: m.Auth.Scopes, BaseURL: m.BaseURL,
-		}
-		// The credential test is a request path below the account's
-		// domain (an absolute URL would leave it).
-		if t := m.Auth.Test; t != nil && strings.HasPrefix(t.URL, "/") && !strings.Contains(t.URL, "{{") {
-			auth.Test = &account.CredentialTest{Method: t.Method, Path: t.URL}
-		}
+	if !m.Auth.UsesAccounts() {
+		return nil, nil
 	}
-	in.authMu.Lock()
-	if in.auths == nil {
-		in.auths = map[string]*account.ConnectorAuth{}
+	auth := &account.ConnectorAuth{
+		Type: m.Auth.Type, In: m.Auth.In, Name: m.Auth.Name, Prefix: m.Auth.Prefix, Grant: m.Auth.Grant,
+		AuthorizationURL: m.Auth.AuthorizationURL, TokenURL: m.Auth.TokenURL, Scopes: m.Auth.Scopes, BaseURL: m.BaseURL,
 	}
-	in.auths[key] = auth
-	in.authMu.Unlock()
-	return copyAuth(auth), nil
-}
-
-// copyAuth returns a copy of a that its caller may change.
-func copyAuth(a *account.ConnectorAuth) *account.ConnectorAuth {
-	if a == nil {
-		return nil
+	// Publishing refuses a test other than a literal path (which stays on
+	// the account's domain); versions published before that rule may
+	// have one, which is left out.
+	if t := m.Auth.Test; t != nil && strings.HasPrefix(t.URL, "/") && !strings.Contains(t.URL, "{{") {
+		auth.Test = &account.CredentialTest{Method: t.Method, Path: t.URL}
 	}
-	c := *a
-	c.Scopes = slices.Clone(a.Scopes)
-	return &c
+	return auth, nil
 }

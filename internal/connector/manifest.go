@@ -124,6 +124,12 @@ type AuthDef struct {
 	Test *RequestDef `json:"test,omitempty"`
 }
 
+// UsesAccounts reports whether the connector's requests go through
+// accounts: it has auth of a type other than none.
+func (a *AuthDef) UsesAccounts() bool {
+	return a != nil && a.Type != AuthNone && a.Type != ""
+}
+
 // ComponentDef is one trigger or action of a connector. Exactly one of
 // HTTP, Polling, Subscription and Script is set; Polling and Subscription
 // only on triggers, HTTP and Script only on actions.
@@ -510,8 +516,16 @@ func (a *AuthDef) check(ps *problems, p string) {
 	if a.Type != AuthToken && a.Type != AuthOAuth2 && a.Prefix != "" {
 		ps.add(p+"/prefix", "prefix applies only to the token and oauth2 auth types")
 	}
-	if a.Test != nil {
-		a.Test.check(ps, p+"/test")
+	if t := a.Test; t != nil {
+		t.check(ps, p+"/test")
+		// The server sends the test as a request for the account's domain
+		// with its credentials alone.
+		if !hasProblem(ps, p+"/test/url") && (!strings.HasPrefix(t.URL, "/") || strings.HasPrefix(t.URL, "//") || strings.Contains(t.URL, "{{")) {
+			ps.add(p+"/test/url", "the credential test's url must be a literal path starting with /, joined to the account's domain")
+		}
+		if len(t.Headers) > 0 || len(t.Query) > 0 || t.Body != nil {
+			ps.add(p+"/test", "the credential test is a method and a path: it takes no headers, query or body")
+		}
 	}
 }
 

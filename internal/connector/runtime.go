@@ -14,7 +14,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/plugboard/plugboard/internal/account"
@@ -38,18 +37,18 @@ type Runtime struct {
 	// HTTP makes the requests of connectors without auth (it refuses
 	// private addresses unless the operator allows them).
 	HTTP *http.Client
-	// Accounts makes the requests of connectors with auth.
+	// Accounts makes the requests of connectors with auth; it is required
+	// when any is installed.
 	Accounts *account.Service
 	// MaxResponseBytes caps a response body (default 10 MiB).
 	MaxResponseBytes int64
 	// PollInterval, when set, replaces every polling trigger's interval:
 	// for tests and load runs, which cannot wait minutes.
 	PollInterval time.Duration
-	// Sandbox runs script components (default: one with the sandbox's
-	// default limits, made when first needed).
+	// Sandbox runs script components; the server shares it with core.Code,
+	// so that all scripts together keep to its limits. Nil gives each
+	// script component a sandbox of its own with the default limits.
 	Sandbox *script.Sandbox
-
-	sandboxOnce sync.Once
 }
 
 // ErrNeedsAccount says a request of a connector without auth names a
@@ -74,7 +73,7 @@ func (rt *Runtime) Components(pkg *Package) ([]component.Component, error) {
 	}
 	// Through an account of this connector, or straight ("").
 	via := ""
-	if m.Auth != nil && m.Auth.Type != AuthNone && m.Auth.Type != "" {
+	if m.Auth.UsesAccounts() {
 		via = m.Name
 	}
 	var out []component.Component
@@ -156,14 +155,14 @@ func (rt *Runtime) component(pkg *Package, c ComponentDef, spec component.Spec, 
 			return nil, err
 		}
 		s.subscribe.via, s.unsubscribe.via = via, via
-		return &asOwner{s}, nil
+		return s, nil
 	case c.Script != "":
 		spec.Kind, spec.InPorts, spec.IO = component.KindAction, []string{component.PortIn}, true
 		src, ok := pkg.Files[c.Script]
 		if !ok {
 			return nil, fmt.Errorf("the script %q is not in the package", c.Script)
 		}
-		return &scriptAction{spec: spec, src: string(src), code: core.NewCodeWith(rt.sandbox())}, nil
+		return &scriptAction{spec: spec, src: string(src), code: core.NewCodeWith(rt.Sandbox)}, nil
 	}
 	return nil, errors.New("the component has none of http, polling, subscription or script")
 }
@@ -296,10 +295,10 @@ func (r *response) value() map[string]any {
 }
 
 // do resolves req against scope (plus extra query parameters) and sends
-// it: through the step's account when the connector has auth (the caller
-// is in ctx, see asCaller), else straight. Network errors, 408, 429 and
-// 5xx are retryable; other 4xx are not.
-func (rt *Runtime) do(ctx context.Context, req *compiledRequest, scope map[string]any, extra url.Values, idempotencyKey string) (*response, error) {
+// it: through the step's account, as c, when the connector has auth, else
+// straight. Network errors, 408, 429 and 5xx are retryable; other 4xx are
+// not.
+func (rt *Runtime) do(ctx context.Context, c caller, req *compiledRequest, scope map[string]any, extra url.Values, idempotencyKey string) (*response, error) {
 	rawURL := req.next
 	if rawURL == "" {
 		var err error
@@ -328,10 +327,9 @@ func (rt *Runtime) do(ctx context.Context, req *compiledRequest, scope map[strin
 	} else if m, ok := v.(map[string]any); ok {
 		headers = m
 	}
-	var u *url.URL // the URL last built, for messages
 	build := func(base *url.URL) (*http.Request, error) {
-		var err error
-		if u, err = req.resolveAt(rawURL, base); err != nil {
+		u, err := req.resolveAt(rawURL, base)
+		if err != nil {
 			return nil, err
 		}
 		q := u.Query()
@@ -364,14 +362,14 @@ func (rt *Runtime) do(ctx context.Context, req *compiledRequest, scope map[strin
 		}
 		return hr, nil
 	}
-	resp, err := rt.send(ctx, req, scope, build)
+	resp, u, err := rt.send(ctx, c, req, scope, build)
 	if err != nil {
 		return nil, err
 	}
 	defer resp.Body.Close()
 	raw, err := outbound.ReadBody(resp, rt.MaxResponseBytes)
 	if err != nil {
-		return nil, final(fmt.Errorf("reading answer of %s %s%s: %w", req.method, u.Host, u.Path, err))
+		return nil, component.PermanentIfFinal(fmt.Errorf("reading answer of %s %s%s: %w", req.method, u.Host, u.Path, err))
 	}
 	r := &response{Status: resp.StatusCode, Headers: resp.Header, size: int64(len(raw)), url: u}
 	if len(raw) > 0 {
@@ -379,68 +377,60 @@ func (rt *Runtime) do(ctx context.Context, req *compiledRequest, scope map[strin
 			r.Body = string(raw)
 		}
 	}
-	switch {
-	case resp.StatusCode >= 400 && outbound.RetryableStatus(resp.StatusCode):
-		return nil, &statusError{status: resp.StatusCode, msg: fmt.Sprintf("%s %s%s answered %d", req.method, u.Host, u.Path, resp.StatusCode)}
-	case resp.StatusCode >= 400:
-		return nil, component.Permanent(&statusError{status: resp.StatusCode,
+	if resp.StatusCode >= 400 {
+		return nil, component.StatusFailure(resp.StatusCode, &statusError{status: resp.StatusCode,
 			msg: fmt.Sprintf("%s %s%s answered %d: %s", req.method, u.Host, u.Path, resp.StatusCode, snippet(raw))})
 	}
 	return r, nil
 }
 
-// send sends the request build makes: straight, or through the account
-// the step names (build then joins paths to the account's domain). A
-// request that cannot be built fails at once.
-func (rt *Runtime) send(ctx context.Context, req *compiledRequest, scope map[string]any, build func(base *url.URL) (*http.Request, error)) (*http.Response, error) {
+// send sends the request build makes, and returns its answer and the URL
+// it went to: straight, or through the account the step names, as c
+// (build then joins paths to the account's domain). A request that cannot
+// be built fails at once.
+func (rt *Runtime) send(ctx context.Context, c caller, req *compiledRequest, scope map[string]any,
+	build func(base *url.URL) (*http.Request, error)) (*http.Response, *url.URL, error) {
 	if req.via == "" {
 		hr, err := build(req.base)
 		if err != nil {
-			return nil, component.Permanent(err)
+			return nil, nil, component.Permanent(err)
 		}
 		resp, err := rt.HTTP.Do(hr)
 		if err != nil {
-			return nil, final(fmt.Errorf("calling %s %s%s: %w", req.method, hr.URL.Host, hr.URL.Path, err))
+			return nil, nil, component.PermanentIfFinal(fmt.Errorf("calling %s %s%s: %w", req.method, hr.URL.Host, hr.URL.Path, err))
 		}
-		return resp, nil
+		return resp, hr.URL, nil
 	}
 	props, _ := scope["properties"].(map[string]any)
 	id, _ := props[AccountProperty].(string)
 	if id == "" {
-		return nil, component.Permanent(fmt.Errorf("%s: connector %s calls its API through an account: set the id of one",
+		return nil, nil, component.Permanent(fmt.Errorf("%s: connector %s calls its API through an account: set the id of one",
 			AccountProperty, req.via))
 	}
-	c, ok := ctx.Value(callerKey{}).(caller)
-	if !ok || c.owner == "" {
-		return nil, component.Permanent(fmt.Errorf("account %s: the request has no flow owner to act as", id))
-	}
-	if rt.Accounts == nil {
-		return nil, component.Permanent(fmt.Errorf("account %s: accounts are not configured on this server", id))
+	if c.owner == "" {
+		return nil, nil, component.Permanent(fmt.Errorf("account %s: the request has no flow owner to act as", id))
 	}
 	var buildErr error
-	var last *url.URL
+	var u *url.URL // the URL last built
 	resp, err := rt.Accounts.Send(ctx, account.Caller{UserID: c.owner}, id, req.via, c.source, func(base *url.URL) (*http.Request, error) {
 		hr, err := build(base)
 		if buildErr = err; err == nil {
-			last = hr.URL
+			u = hr.URL
 		}
 		return hr, err
 	})
 	if buildErr != nil {
-		return nil, component.Permanent(fmt.Errorf("account %s: %w", id, buildErr))
+		return nil, nil, component.Permanent(fmt.Errorf("account %s: %w", id, buildErr))
 	}
 	if err != nil {
 		where := ""
-		if last != nil {
-			where = " " + last.Host + last.Path
+		if u != nil {
+			where = " " + u.Host + u.Path
 		}
-		return nil, AccountError(id, fmt.Errorf("calling %s%s: %w", req.method, where, err))
+		return nil, nil, AccountError(id, fmt.Errorf("calling %s%s: %w", req.method, where, err))
 	}
-	return resp, nil
+	return resp, u, nil
 }
-
-// callerKey keys the caller of a connector's requests in a context.
-type callerKey struct{}
 
 // caller is who a connector's requests act as (the flow's owner) and
 // where they come from, for the account's audit log.
@@ -448,18 +438,10 @@ type caller struct {
 	owner, source string
 }
 
-// asCaller returns ctx carrying the caller of the requests a step of
-// flowID's componentID makes for ownerID.
-func asCaller(ctx context.Context, ownerID, flowID, componentID string) context.Context {
-	return context.WithValue(ctx, callerKey{}, caller{owner: ownerID, source: "flow:" + flowID + "/" + componentID})
-}
-
-// final marks err permanent when trying again cannot mend it.
-func final(err error) error {
-	if outbound.IsFinal(err) {
-		return component.Permanent(err)
-	}
-	return err
+// callerOf returns the caller of the requests a step of flowID's
+// componentID makes for ownerID.
+func callerOf(ownerID, flowID, componentID string) caller {
+	return caller{owner: ownerID, source: "flow:" + flowID + "/" + componentID}
 }
 
 // statusError is an answer with an error status.
@@ -469,10 +451,6 @@ type statusError struct {
 }
 
 func (e *statusError) Error() string { return e.msg }
-
-// resolve makes the request's URL from raw, joining a path to the base
-// URL; see resolveAt.
-func (r *compiledRequest) resolve(raw string) (*url.URL, error) { return r.resolveAt(raw, r.base) }
 
 // resolveAt makes the request's URL: a path (a URL the manifest writes
 // starting with "/" always comes out as one) is joined to base and must
@@ -559,11 +537,11 @@ func (a *httpAction) Spec() component.Spec { return a.spec }
 // Invoke makes the request (every page of it, with pagination) and maps
 // the answer to the output.
 func (a *httpAction) Invoke(ctx context.Context, inv component.Invocation) ([]component.Emit, error) {
-	ctx = asCaller(ctx, inv.OwnerID, inv.FlowID, inv.ComponentID)
+	c := callerOf(inv.OwnerID, inv.FlowID, inv.ComponentID)
 	scope := map[string]any{"properties": inv.Properties}
 	pg := a.def.Pagination
 	if pg == nil {
-		r, err := a.rt.do(ctx, a.req, scope, nil, inv.MessageID)
+		r, err := a.rt.do(ctx, c, a.req, scope, nil, inv.MessageID)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", a.spec.Type, err)
 		}
@@ -586,7 +564,7 @@ func (a *httpAction) Invoke(ctx context.Context, inv component.Invocation) ([]co
 		if pg.Type == PagePage {
 			extra.Set(pg.PageParam, strconv.Itoa(page))
 		}
-		r, err := a.rt.do(ctx, req, scope, extra, inv.MessageID)
+		r, err := a.rt.do(ctx, c, req, scope, extra, inv.MessageID)
 		if err != nil {
 			return nil, fmt.Errorf("%s: page %d: %w", a.spec.Type, n+1, err)
 		}
@@ -695,7 +673,7 @@ const maxPollItems = 1000
 // maxPollPages times), so a backlog longer than one answer is read in one
 // poll. The first poll only learns what exists: it emits nothing.
 func (p *poller) Poll(ctx context.Context, inv component.PollInvocation) ([]any, json.RawMessage, error) {
-	ctx = asCaller(ctx, inv.OwnerID, inv.FlowID, inv.ComponentID)
+	c := callerOf(inv.OwnerID, inv.FlowID, inv.ComponentID)
 	var st pollState
 	first := len(inv.State) == 0
 	if !first {
@@ -714,7 +692,7 @@ func (p *poller) Poll(ctx context.Context, inv component.PollInvocation) ([]any,
 		if p.def.CursorParam != "" && st.Cursor != nil {
 			extra = url.Values{p.def.CursorParam: {scalar(st.Cursor)}}
 		}
-		r, err := p.rt.do(ctx, p.req, scope, extra, "")
+		r, err := p.rt.do(ctx, c, p.req, scope, extra, "")
 		if err != nil {
 			return nil, nil, fmt.Errorf("%s: %w", p.spec.Type, err)
 		}
@@ -781,29 +759,10 @@ func greater(a, b any) bool {
 	return scalar(a) > scalar(b)
 }
 
-// asOwner makes a subscription's subscribe and unsubscribe requests act
-// as the flow's owner.
-type asOwner struct{ *subscription }
-
-var _ component.Subscriber = (*asOwner)(nil)
-
-// Subscribe subscribes as inv.OwnerID.
-func (s *asOwner) Subscribe(ctx context.Context, inv component.SubscribeInvocation) (json.RawMessage, error) {
-	return s.subscription.Subscribe(asCaller(ctx, inv.OwnerID, inv.FlowID, inv.ComponentID), inv)
-}
-
-// Unsubscribe unsubscribes as inv.OwnerID.
-func (s *asOwner) Unsubscribe(ctx context.Context, inv component.SubscribeInvocation) error {
-	return s.subscription.Unsubscribe(asCaller(ctx, inv.OwnerID, inv.FlowID, inv.ComponentID), inv)
-}
-
 // AccountError turns an error of the account service about account id
 // into a step's error, naming the account. What trying again cannot mend
-// fails at once, so that the message is set aside with that reason: an
-// account that is not found (or not the caller's), revoked or invalid, a
-// request the service refuses, an upstream failure that is final (a
-// refused address, an answer over the cap). A timeout, the account's rate
-// limit and other upstream failures are retried.
+// (account.IsFinal) fails at once, so that the message is set aside with
+// that reason; anything else is retried.
 func AccountError(id string, err error) error {
 	if err == nil {
 		return nil
@@ -811,13 +770,7 @@ func AccountError(id string, err error) error {
 	if !strings.Contains(err.Error(), id) {
 		err = fmt.Errorf("account %s: %w", id, err)
 	}
-	var input *account.InputError
-	var up *account.UpstreamError
-	switch {
-	case errors.Is(err, account.ErrNotFound), errors.Is(err, account.ErrRevoked), errors.Is(err, account.ErrInvalid),
-		errors.As(err, &input):
-		return component.Permanent(err)
-	case errors.As(err, &up) && outbound.IsFinal(up):
+	if account.IsFinal(err) {
 		return component.Permanent(err)
 	}
 	return err

@@ -203,11 +203,11 @@ func TestResolveURL(t *testing.T) {
 		"/contacts": true, "https://other.example/x": true,
 		"//evil.example/x": false, "ftp://api.example.com/x": false, "contacts": false, "javascript:alert(1)": false,
 	} {
-		if _, err := r.resolve(raw); (err == nil) != ok {
+		if _, err := r.resolveAt(raw, base); (err == nil) != ok {
 			t.Errorf("resolve(%q): %v, want ok=%v", raw, err, ok)
 		}
 	}
-	if _, err := (&compiledRequest{}).resolve("/contacts"); !errors.Is(err, ErrNeedsAccount) {
+	if _, err := (&compiledRequest{}).resolveAt("/contacts", nil); !errors.Is(err, ErrNeedsAccount) {
 		t.Errorf("a path without a base: %v, want ErrNeedsAccount", err)
 	}
 }
@@ -266,7 +266,7 @@ func TestOversizedAnswerIsPermanent(t *testing.T) {
 	}
 	// The server's client stops at the cap itself.
 	rt := &Runtime{HTTP: outbound.NewClient(outbound.Options{AllowPrivate: true, MaxResponseBytes: 1024}), MaxResponseBytes: 1024}
-	if _, err := rt.do(t.Context(), req, map[string]any{}, nil, ""); !component.IsPermanent(err) {
+	if _, err := rt.do(t.Context(), caller{}, req, map[string]any{}, nil, ""); !component.IsPermanent(err) {
 		t.Fatalf("an answer over the cap: %v, want a permanent error", err)
 	}
 }

@@ -7,7 +7,6 @@ import (
 
 	"github.com/plugboard/plugboard/internal/component"
 	"github.com/plugboard/plugboard/internal/connectors/core"
-	"github.com/plugboard/plugboard/internal/script"
 )
 
 // scriptAction is a JavaScript module of a package, run as core.Code runs
@@ -24,17 +23,6 @@ type scriptAction struct {
 var _ component.Action = (*scriptAction)(nil)
 
 func (a *scriptAction) Spec() component.Spec { return a.spec }
-
-// sandbox returns the runtime's sandbox, making one with default limits
-// the first time if it was given none.
-func (rt *Runtime) sandbox() *script.Sandbox {
-	rt.sandboxOnce.Do(func() {
-		if rt.Sandbox == nil {
-			rt.Sandbox = script.New(script.Limits{})
-		}
-	})
-	return rt.Sandbox
-}
 
 // Invoke runs the script on the message. A thrown error or a timeout is
 // retried; a syntax error or an output that is not JSON fails at once.

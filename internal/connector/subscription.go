@@ -54,7 +54,7 @@ type subscriptionState struct {
 // (at idPath in its answer) and the answer itself.
 func (s *subscription) Subscribe(ctx context.Context, inv component.SubscribeInvocation) (json.RawMessage, error) {
 	scope := map[string]any{"properties": inv.Properties, "webhookUrl": inv.WebhookURL}
-	r, err := s.rt.do(ctx, s.subscribe, scope, nil, "")
+	r, err := s.rt.do(ctx, callerOf(inv.OwnerID, inv.FlowID, inv.ComponentID), s.subscribe, scope, nil, "")
 	if err != nil {
 		return nil, fmt.Errorf("%s: subscribing: %w", s.spec.Type, err)
 	}
@@ -83,7 +83,7 @@ func (s *subscription) Unsubscribe(ctx context.Context, inv component.SubscribeI
 	}
 	scope := map[string]any{"properties": inv.Properties, "webhookUrl": inv.WebhookURL,
 		"subscriptionId": st.ID, "subscription": st.Body}
-	_, err := s.rt.do(ctx, s.unsubscribe, scope, nil, "")
+	_, err := s.rt.do(ctx, callerOf(inv.OwnerID, inv.FlowID, inv.ComponentID), s.unsubscribe, scope, nil, "")
 	var se *statusError
 	if errors.As(err, &se) && (se.status == http.StatusNotFound || se.status == http.StatusGone) {
 		return nil

@@ -24,11 +24,14 @@ var (
 	_ component.Validator = (*Code)(nil)
 )
 
-// NewCode returns the component with the sandbox's default limits.
-func NewCode() *Code { return NewCodeWith(script.New(script.Limits{})) }
-
-// NewCodeWith returns the component running scripts in sandbox.
-func NewCodeWith(sandbox *script.Sandbox) *Code { return &Code{sandbox: sandbox} }
+// NewCodeWith returns the component running scripts in sandbox; nil
+// means a sandbox of its own with the default limits.
+func NewCodeWith(sandbox *script.Sandbox) *Code {
+	if sandbox == nil {
+		sandbox = script.New(script.Limits{})
+	}
+	return &Code{sandbox: sandbox}
+}
 
 // Spec describes the component.
 func (*Code) Spec() component.Spec {

@@ -35,11 +35,7 @@ func Register(r *component.Registry, d Deps) {
 	r.Register(OnAppEvent{})
 	r.Register(Schedule{})
 	r.Register(Set{})
-	if d.Sandbox != nil {
-		r.Register(NewCodeWith(d.Sandbox))
-	} else {
-		r.Register(NewCode())
-	}
+	r.Register(NewCodeWith(d.Sandbox))
 	r.Register(&HTTPRequest{client: d.HTTP, maxBody: d.MaxResponseBytes})
 	r.Register(Filter{})
 	r.Register(Delay{})

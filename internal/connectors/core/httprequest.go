@@ -69,30 +69,22 @@ func (h *HTTPRequest) Invoke(ctx context.Context, inv component.Invocation) ([]c
 	req = req.WithContext(ctx)
 	resp, err := h.client.Do(req)
 	if err != nil {
-		if outbound.IsFinal(err) {
-			return nil, component.Permanent(err)
-		}
-		return nil, fmt.Errorf("calling %s %s: %w", req.Method, redact(req.URL), unwrapURLError(err))
+		return nil, component.PermanentIfFinal(fmt.Errorf("calling %s %s: %w", req.Method, redact(req.URL), unwrapURLError(err)))
 	}
 	defer resp.Body.Close()
 	raw, err := outbound.ReadBody(resp, h.maxBody)
 	if err != nil {
-		err = fmt.Errorf("reading answer of %s %s: %w", req.Method, redact(req.URL), err)
-		if outbound.IsFinal(err) {
-			return nil, component.Permanent(err) // as large next time
-		}
-		return nil, err
+		// An answer over the cap is as large next time.
+		return nil, component.PermanentIfFinal(fmt.Errorf("reading answer of %s %s: %w", req.Method, redact(req.URL), err))
 	}
 	out := map[string]any{
 		"status":  resp.StatusCode,
 		"headers": flatHeaders(resp.Header),
 		"body":    outbound.DecodeBody(resp.Header.Get("Content-Type"), raw),
 	}
-	switch {
-	case resp.StatusCode >= 400 && outbound.RetryableStatus(resp.StatusCode):
-		return nil, fmt.Errorf("%s %s answered %d: %s", req.Method, redact(req.URL), resp.StatusCode, snippet(raw))
-	case resp.StatusCode >= 400:
-		return nil, component.Permanent(fmt.Errorf("%s %s answered %d: %s", req.Method, redact(req.URL), resp.StatusCode, snippet(raw)))
+	if resp.StatusCode >= 400 {
+		return nil, component.StatusFailure(resp.StatusCode,
+			fmt.Errorf("%s %s answered %d: %s", req.Method, redact(req.URL), resp.StatusCode, snippet(raw)))
 	}
 	return []component.Emit{{Port: component.PortOut, Value: out}}, nil
 }

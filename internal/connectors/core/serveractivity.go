@@ -8,7 +8,6 @@ import (
 	"strings"
 
 	"github.com/plugboard/plugboard/internal/component"
-	"github.com/plugboard/plugboard/internal/outbound"
 )
 
 // ServerActivityType is the type of ServerActivity.
@@ -118,9 +117,6 @@ func (s *ServerActivity) Invoke(ctx context.Context, inv component.Invocation) (
 	if inv.OwnerID == "" {
 		return nil, component.Permanent(fmt.Errorf("account %s: the flow has no owner to act as", id))
 	}
-	if s.accounts == nil {
-		return nil, component.Permanent(errors.New("accounts are not configured on this server"))
-	}
 	source := "flow:" + inv.FlowID + "/" + inv.ComponentID
 	if !wait {
 		reqID, err := s.accounts.Enqueue(ctx, inv.OwnerID, id, req, source)
@@ -138,11 +134,8 @@ func (s *ServerActivity) Invoke(ctx context.Context, inv component.Invocation) (
 		if res.Body != nil {
 			raw, _ = json.Marshal(res.Body)
 		}
-		err := fmt.Errorf("account %s: %s %s answered %d: %s", id, req.Method, req.Path, res.Status, snippet(raw))
-		if outbound.RetryableStatus(res.Status) {
-			return nil, err
-		}
-		return nil, component.Permanent(err)
+		return nil, component.StatusFailure(res.Status,
+			fmt.Errorf("account %s: %s %s answered %d: %s", id, req.Method, req.Path, res.Status, snippet(raw)))
 	}
 	headers := make(map[string]any, len(res.Headers))
 	for k, v := range res.Headers {
