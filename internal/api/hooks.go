@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/plugboard/plugboard/internal/component"
@@ -16,6 +15,7 @@ import (
 	"github.com/plugboard/plugboard/internal/engine"
 	"github.com/plugboard/plugboard/internal/flow"
 	"github.com/plugboard/plugboard/internal/store"
+	"github.com/plugboard/plugboard/internal/ttlcache"
 )
 
 // webhook accepts a request to a core.Webhook URL and answers 202 once the
@@ -56,13 +56,7 @@ func (s *Server) webhook(w http.ResponseWriter, r *http.Request) error {
 	}
 	corr, err := s.engine.Accept(r.Context(), ev)
 	if err != nil {
-		switch {
-		case errors.Is(err, engine.ErrFlowNotRunning):
-			return problem(http.StatusGone, "the flow of this webhook is stopped")
-		case errors.Is(err, store.ErrNotFound), errors.Is(err, engine.ErrNotTrigger):
-			return problem(http.StatusNotFound, "no such webhook")
-		}
-		return err
+		return acceptProblem(err)
 	}
 	if waiter == nil {
 		return writeJSON(w, http.StatusAccepted, map[string]string{"correlationId": corr})
@@ -89,31 +83,37 @@ func (s *Server) webhook(w http.ResponseWriter, r *http.Request) error {
 func (s *Server) delivery(w http.ResponseWriter, r *http.Request, target hookTarget, req map[string]any) error {
 	ids, err := s.engine.AcceptDelivery(r.Context(), engine.Delivery{FlowID: target.FlowID, ComponentID: target.ComponentID, Request: req})
 	if err != nil {
-		switch {
-		case errors.Is(err, engine.ErrBadDelivery):
-			return problem(http.StatusBadRequest, "%v", err)
-		case errors.Is(err, engine.ErrFlowNotRunning):
-			return problem(http.StatusGone, "the flow of this webhook is stopped")
-		case errors.Is(err, store.ErrNotFound), errors.Is(err, engine.ErrNotTrigger):
-			return problem(http.StatusNotFound, "no such webhook")
-		}
-		return err
+		return acceptProblem(err)
 	}
 	return writeJSON(w, http.StatusAccepted, map[string][]string{"correlationIds": ids})
 }
 
-// hookCache remembers webhook tokens for a second: a busy webhook resolves
-// its token once, not per request. Whether the flow still runs, and still
-// has that component, is checked as each event is accepted; a token that
-// was removed keeps working for at most the cache time.
-type hookCache struct {
-	mu sync.RWMutex
-	m  map[string]cachedHook
+// acceptProblem is the answer to a request to a webhook or subscription
+// trigger that the engine refused. Providers may take a 404 or 410 as
+// "unsubscribe", a 503 as "send it again later".
+func acceptProblem(err error) error {
+	switch {
+	case errors.Is(err, engine.ErrBadDelivery):
+		return problem(http.StatusBadRequest, "%v", err)
+	case errors.Is(err, engine.ErrFlowNotRunning):
+		return problem(http.StatusGone, "the flow of this webhook is stopped")
+	case errors.Is(err, store.ErrNotFound), errors.Is(err, engine.ErrNotTrigger):
+		return problem(http.StatusNotFound, "no such webhook")
+	case errors.Is(err, engine.ErrComponentMissing):
+		p := problem(http.StatusServiceUnavailable, "%v; send it again later", err)
+		p.RetryAfter = "60"
+		return p
+	}
+	return err
 }
 
-type cachedHook struct {
-	target hookTarget
-	at     time.Time
+// hookCache remembers webhook tokens for ttlcache.DefaultTTL: a busy
+// webhook resolves its token once, not per request. Whether the flow still
+// runs, and still has that component, is checked as each event is
+// accepted; a token that was removed keeps working for at most the cache
+// time.
+type hookCache struct {
+	targets ttlcache.Cache[string, hookTarget]
 }
 
 // hookTarget is a webhook's flow and component, and whether its requests
@@ -126,17 +126,9 @@ type hookTarget struct {
 	subscriber bool
 }
 
-const (
-	hookCacheTTL  = time.Second
-	hookCacheSize = 10000
-)
-
 func (c *hookCache) resolve(ctx context.Context, st *store.Store, eng *engine.Engine, token string) (hookTarget, error) {
-	c.mu.RLock()
-	h, ok := c.m[token]
-	c.mu.RUnlock()
-	if ok && time.Since(h.at) < hookCacheTTL {
-		return h.target, nil
+	if t, ok := c.targets.Get(token, time.Now()); ok {
+		return t, nil
 	}
 	wt, err := st.Webhook(ctx, token)
 	if err != nil {
@@ -147,24 +139,20 @@ func (c *hookCache) resolve(ctx context.Context, st *store.Store, eng *engine.En
 	if err != nil {
 		return hookTarget{}, err
 	}
-	if m, ok := comp.(*flow.Missing); ok {
-		// A subscription trigger whose connector was removed: the
-		// provider should send again later, when it may be back.
-		p := problem(http.StatusServiceUnavailable, "%v; send it again later", m.Err())
-		p.RetryAfter = "60"
-		return hookTarget{}, p
-	}
-	if _, t.subscriber = comp.(component.Subscriber); !t.subscriber {
+	switch comp.(type) {
+	case component.Subscriber:
+		t.subscriber = true
+	case *flow.Missing:
+		// A token is a core.Webhook's, built in, or a subscription
+		// trigger's: this one's connector was removed. AcceptDelivery
+		// refuses its deliveries until it is back.
+		t.subscriber = true
+	default:
 		if t.wait, t.timeout, err = core.WebhookWait(props); err != nil {
 			return hookTarget{}, problem(http.StatusInternalServerError, "%v", err)
 		}
 	}
-	c.mu.Lock()
-	if c.m == nil || len(c.m) >= hookCacheSize {
-		c.m = map[string]cachedHook{}
-	}
-	c.m[token] = cachedHook{target: t, at: time.Now()}
-	c.mu.Unlock()
+	c.targets.Put(token, t, time.Now())
 	return t, nil
 }
 

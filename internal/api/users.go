@@ -5,13 +5,13 @@ import (
 	"errors"
 	"net/http"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/google/uuid"
 
 	"github.com/plugboard/plugboard/internal/auth"
 	"github.com/plugboard/plugboard/internal/store"
+	"github.com/plugboard/plugboard/internal/ttlcache"
 )
 
 // principal is the authenticated caller.
@@ -51,14 +51,14 @@ func (s *Server) principal(ctx context.Context, header string) (principal, error
 	if err != nil {
 		return principal{}, err
 	}
-	e, ok := s.tokens.get(id, time.Now())
+	e, ok := s.tokens.Get(id, time.Now())
 	if !ok {
 		t, u, err := s.store.TokenUser(ctx, id)
 		if err != nil {
 			return principal{}, auth.ErrInvalidToken
 		}
 		e = tokenEntry{hash: t.SecretHash, p: principal{UserID: u.ID, Role: u.Role}}
-		s.tokens.put(id, e, time.Now())
+		s.tokens.Put(id, e, time.Now())
 	}
 	if !auth.SecretMatches(secret, e.hash) {
 		return principal{}, auth.ErrInvalidToken
@@ -66,45 +66,15 @@ func (s *Server) principal(ctx context.Context, header string) (principal, error
 	return e.p, nil
 }
 
-// tokenTTL is how long a node trusts a token it has read: every API call
-// would otherwise read the token and its user from the database.
-const tokenTTL = time.Second
-
-// maxCachedTokens bounds the cache; when full it starts afresh.
-const maxCachedTokens = 10_000
+// tokenCache keeps the tokens read in the last ttlcache.DefaultTTL, by
+// token id. The secret is still compared on every call; only the read of
+// the token and its user is saved.
+type tokenCache = ttlcache.Cache[string, tokenEntry]
 
 // tokenEntry is a token's secret hash and whom it stands for.
 type tokenEntry struct {
-	hash    []byte
-	p       principal
-	expires time.Time
-}
-
-// tokenCache keeps tokens read in the last tokenTTL, by token id. The
-// secret is still compared on every call; only the read is saved.
-type tokenCache struct {
-	mu sync.Mutex
-	m  map[string]tokenEntry
-}
-
-func (c *tokenCache) get(id string, now time.Time) (tokenEntry, bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	e, ok := c.m[id]
-	if !ok || now.After(e.expires) {
-		return tokenEntry{}, false
-	}
-	return e, true
-}
-
-func (c *tokenCache) put(id string, e tokenEntry, now time.Time) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.m == nil || len(c.m) >= maxCachedTokens {
-		c.m = make(map[string]tokenEntry)
-	}
-	e.expires = now.Add(tokenTTL)
-	c.m[id] = e
+	hash []byte
+	p    principal
 }
 
 func requireAdmin(h func(w http.ResponseWriter, r *http.Request, p principal) error) func(w http.ResponseWriter, r *http.Request, p principal) error {

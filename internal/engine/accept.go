@@ -26,40 +26,57 @@ type Event struct {
 // correlation id once the event and the first jobs it causes are durable.
 // A flow that is not running refuses the event with ErrFlowNotRunning.
 func (e *Engine) Accept(ctx context.Context, ev Event) (string, error) {
-	// The compiled flow comes from the cache without a read; the
-	// transaction checks the stored version and a stale cache is
-	// refreshed and the event routed again.
-	cf := e.flows.cached(ev.FlowID)
-	if cf != nil && cf.head.Stage != store.StageRunning {
-		cf = nil // maybe started since: read it again
-	}
-	for range 3 {
-		if cf == nil {
-			var err error
-			if cf, err = e.flows.get(ctx, ev.FlowID); err != nil {
-				return "", err
-			}
-		}
-		corr, err := e.accept(ctx, cf, ev)
-		if errors.Is(err, store.ErrNotFound) || errors.Is(err, ErrFlowNotRunning) {
-			e.flows.forget(ev.FlowID) // read it again next time
-		}
-		if !errors.Is(err, errStaleFlow) {
-			return corr, err
-		}
-		cf = nil
-	}
-	return "", fmt.Errorf("accepting event: flow %s keeps changing", ev.FlowID)
-}
-
-var errStaleFlow = errors.New("flow changed")
-
-func (e *Engine) accept(ctx context.Context, cf *cachedFlow, ev Event) (string, error) {
-	ids, err := e.acceptAll(ctx, cf, []Event{ev}, nil)
+	ids, err := e.acceptFlow(ctx, ev.FlowID, func(*cachedFlow) ([]Event, error) { return []Event{ev}, nil })
 	if err != nil {
 		return "", err
 	}
 	return ids[0], nil
+}
+
+var errStaleFlow = errors.New("flow changed")
+
+// acceptFlow starts a run per event that events makes of flow flowID, all
+// in one submission, and returns their correlation ids. The compiled flow
+// comes from the cache without a read; the transaction checks the stored
+// version, and a stale cache is refreshed and events called again. A
+// refusal (the flow is not running, events fails) is decided on the
+// stored flow, never on a cached one: providers take some of them as
+// "unsubscribe".
+func (e *Engine) acceptFlow(ctx context.Context, flowID string, events func(*cachedFlow) ([]Event, error)) ([]string, error) {
+	cf := e.flows.cached(flowID)
+	if cf != nil && cf.head.Stage != store.StageRunning {
+		cf = nil // maybe started since: read it again
+	}
+	for range 3 {
+		read := cf == nil
+		if read {
+			var err error
+			if cf, err = e.flows.get(ctx, flowID); err != nil {
+				return nil, err
+			}
+			if cf.head.Stage != store.StageRunning {
+				e.flows.forget(flowID) // read it again next time
+				return nil, ErrFlowNotRunning
+			}
+		}
+		evs, err := events(cf)
+		if err != nil {
+			if read {
+				return nil, err
+			}
+			cf = nil // maybe changed since it was cached: read it again
+			continue
+		}
+		ids, err := e.acceptAll(ctx, cf, evs, nil)
+		if errors.Is(err, store.ErrNotFound) || errors.Is(err, ErrFlowNotRunning) {
+			e.flows.forget(flowID) // read it again next time
+		}
+		if !errors.Is(err, errStaleFlow) {
+			return ids, err
+		}
+		cf = nil
+	}
+	return nil, fmt.Errorf("accepting event: flow %s keeps changing", flowID)
 }
 
 // acceptAll starts a run per event, all of one flow, in one submission,

@@ -24,6 +24,9 @@ import (
 var (
 	ErrFlowNotRunning = errors.New("flow is not running")
 	ErrNotTrigger     = errors.New("component is not a trigger of this flow")
+	// ErrComponentMissing wraps why a trigger cannot take a request: its
+	// type is not installed (its connector was removed), maybe for now.
+	ErrComponentMissing = errors.New("the component cannot take requests now")
 )
 
 // DefaultWorkers is how many steps run at once on a node unless

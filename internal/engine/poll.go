@@ -75,11 +75,10 @@ func (e *Engine) poll(ctx context.Context, pr store.PollRow) error {
 	if !ok {
 		return e.pollFailed(ctx, pr, cf.head.OwnerID, brokenPollRetry, notA(n, "a polling trigger"))
 	}
-	v, err := n.Properties.Eval(nil)
+	props, err := nodeProps(n)
 	if err != nil {
 		return e.pollFailed(ctx, pr, cf.head.OwnerID, brokenPollRetry, fmt.Errorf("resolving properties: %w", err))
 	}
-	props, _ := v.(map[string]any)
 	every, err := poller.Interval(props)
 	if err == nil && every <= 0 {
 		err = fmt.Errorf("interval %s is not positive", every)
@@ -202,6 +201,16 @@ func notA(n *flow.Node, what string) error {
 		return m.Err()
 	}
 	return fmt.Errorf("%s is not %s", n.Type, what)
+}
+
+// nodeProps evaluates the properties of trigger n, which see no message.
+func nodeProps(n *flow.Node) (map[string]any, error) {
+	v, err := n.Properties.Eval(nil)
+	if err != nil {
+		return nil, err
+	}
+	props, _ := v.(map[string]any)
+	return props, nil
 }
 
 // brokenFlowError says why a stored flow that no longer compiles cannot

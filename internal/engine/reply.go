@@ -133,10 +133,9 @@ func (e *Engine) Trigger(ctx context.Context, flowID, componentID string) (compo
 	if !ok {
 		return nil, nil, fmt.Errorf("flow %s has no component %s: %w", flowID, componentID, store.ErrNotFound)
 	}
-	v, err := n.Properties.Eval(nil)
+	props, err := nodeProps(n)
 	if err != nil {
 		return nil, nil, fmt.Errorf("reading properties of %s: %w", componentID, err)
 	}
-	m, _ := v.(map[string]any)
-	return n.Component, m, nil
+	return n.Component, props, nil
 }

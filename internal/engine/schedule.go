@@ -72,11 +72,10 @@ func (e *Engine) tick(ctx context.Context, sr store.ScheduleRow) error {
 	if !ok {
 		return fmt.Errorf("%s is not a schedule", n.Type)
 	}
-	v, err := n.Properties.Eval(nil)
+	props, err := nodeProps(n)
 	if err != nil {
 		return err
 	}
-	props, _ := v.(map[string]any)
 	now := e.store.Now()
 	if sr.NextRunAt.IsZero() {
 		next, err := ticker.Next(props, now, time.Time{})

@@ -74,11 +74,10 @@ func (e *Engine) reconcile(ctx context.Context, sr *store.Subscription) error {
 		// Its connector was removed, say: tried again a minute later.
 		return e.subscriptionFailed(ctx, sr, brokenPollRetry, false, notA(n, "a subscription trigger"))
 	}
-	v, err := n.Properties.Eval(nil)
+	props, err := nodeProps(n)
 	if err != nil {
 		return e.subscriptionFailed(ctx, sr, brokenPollRetry, false, fmt.Errorf("resolving properties: %w", err))
 	}
-	props, _ := v.(map[string]any)
 	rawProps, err := json.Marshal(props)
 	if err != nil {
 		return e.subscriptionFailed(ctx, sr, brokenPollRetry, false, fmt.Errorf("encoding properties: %w", err))
@@ -105,18 +104,15 @@ func (e *Engine) reconcile(ctx context.Context, sr *store.Subscription) error {
 		FlowID: sr.FlowID, OwnerID: sr.OwnerID, ComponentID: sr.ComponentID, Properties: props, WebhookURL: url,
 	})
 	cancel()
-	if ctx.Err() != nil && err != nil {
-		e.release(claimed) // stopping: the next node to look tries again
-		return ctx.Err()
-	}
 	if err != nil {
 		return e.subscriptionFailed(ctx, claimed, e.subscriptionBackoff(sr.Attempts), true, err)
 	}
 	if state == nil {
 		state = json.RawMessage("{}")
 	}
-	// Looked at again at once: the flow may have stopped meanwhile.
-	to := &store.Subscription{Type: n.Type, Properties: rawProps, WebhookURL: url, State: state, DueAt: e.store.Now()}
+	// Not due: had the flow changed meanwhile, the row's due time moved
+	// under the lease, and it stays due.
+	to := &store.Subscription{Type: n.Type, Properties: rawProps, WebhookURL: url, State: state}
 	if err := e.moveSubscription(ctx, claimed, to, nil); err != nil {
 		// Not recorded (the lease ran out, the database failed): what the
 		// provider made is removed again rather than left behind.
@@ -227,19 +223,16 @@ func (e *Engine) subscriptionFailed(ctx context.Context, sr *store.Subscription,
 // settleSubscription marks sr as in line with its flow, or drops its row
 // when the trigger is gone.
 func (e *Engine) settleSubscription(ctx context.Context, sr *store.Subscription, drop bool) error {
+	if !drop {
+		to := *sr
+		to.DueAt, to.Attempts, to.LeaseUntil = time.Time{}, 0, time.Time{}
+		if sr.Subscribed() {
+			to.LastError = "" // in line: a past failure is over
+		} // not subscribed: why (a given-up removal, say) stays to be seen
+		return e.moveSubscription(ctx, sr, &to, nil)
+	}
 	return e.store.Submit(ctx, func(tx *store.Tx) error {
-		var ok bool
-		var err error
-		if drop {
-			ok, err = tx.DropSubscription(ctx, sr)
-		} else {
-			to := *sr
-			to.DueAt, to.Attempts, to.LeaseUntil = time.Time{}, 0, time.Time{}
-			if sr.Subscribed() {
-				to.LastError = "" // in line: a past failure is over
-			} // not subscribed: why (a given-up removal, say) stays to be seen
-			ok, err = tx.MoveSubscription(ctx, sr, &to)
-		}
+		ok, err := tx.DropSubscription(ctx, sr)
 		if err == nil && !ok {
 			err = errTaken
 		}
@@ -252,14 +245,7 @@ func (e *Engine) settleSubscription(ctx context.Context, sr *store.Subscription,
 func (e *Engine) claimSubscription(ctx context.Context, sr *store.Subscription) (*store.Subscription, error) {
 	claimed := *sr
 	claimed.LeaseUntil = e.store.Now().Add(e.cfg.JobTimeout)
-	err := e.store.Submit(ctx, func(tx *store.Tx) error {
-		ok, err := tx.MoveSubscription(ctx, sr, &claimed)
-		if err == nil && !ok {
-			err = errTaken
-		}
-		return err
-	})
-	if err != nil {
+	if err := e.moveSubscription(ctx, sr, &claimed, nil); err != nil {
 		return nil, err
 	}
 	return &claimed, nil
@@ -309,36 +295,25 @@ type Delivery struct {
 var ErrBadDelivery = errors.New("the delivery could not be read")
 
 // AcceptDelivery turns a delivery into one run per item the trigger makes
-// of it, all committed together, and returns their correlation ids.
+// of it, all committed together, and returns their correlation ids. A
+// trigger whose connector was removed refuses it with ErrComponentMissing.
 func (e *Engine) AcceptDelivery(ctx context.Context, d Delivery) ([]string, error) {
-	for range 3 {
-		cf, err := e.flows.recent(ctx, d.FlowID)
-		if err != nil {
-			return nil, err
-		}
-		if cf.head.Stage != store.StageRunning {
-			// It may have been started since it was read: providers take
-			// a 410 as "unsubscribe", so refuse only on the stored stage.
-			if cf, err = e.flows.get(ctx, d.FlowID); err != nil {
-				return nil, err
-			}
-			if cf.head.Stage != store.StageRunning {
-				return nil, ErrFlowNotRunning
-			}
-		}
+	return e.acceptFlow(ctx, d.FlowID, func(cf *cachedFlow) ([]Event, error) {
 		n, ok := cf.compiled.Nodes[d.ComponentID]
 		if !ok {
 			return nil, ErrNotTrigger
+		}
+		if m, ok := n.Component.(*flow.Missing); ok {
+			return nil, fmt.Errorf("%w: %w", ErrComponentMissing, m.Err())
 		}
 		sub, ok := n.Component.(component.Subscriber)
 		if !ok {
 			return nil, ErrNotTrigger
 		}
-		v, err := n.Properties.Eval(nil)
+		props, err := nodeProps(n)
 		if err != nil {
 			return nil, fmt.Errorf("resolving properties of %s: %w", d.ComponentID, err)
 		}
-		props, _ := v.(map[string]any)
 		items, err := sub.Receive(ctx, component.ReceiveInvocation{
 			FlowID: d.FlowID, ComponentID: d.ComponentID, Properties: props, Request: d.Request,
 		})
@@ -355,13 +330,6 @@ func (e *Engine) AcceptDelivery(ctx context.Context, d Delivery) ([]string, erro
 		for i, it := range items {
 			evs[i] = Event{FlowID: d.FlowID, ComponentID: d.ComponentID, Output: it}
 		}
-		ids, err := e.acceptAll(ctx, cf, evs, nil)
-		if errors.Is(err, errStaleFlow) || errors.Is(err, ErrFlowNotRunning) {
-			e.flows.forget(d.FlowID)
-		}
-		if !errors.Is(err, errStaleFlow) {
-			return ids, err
-		}
-	}
-	return nil, fmt.Errorf("accepting delivery: flow %s keeps changing", d.FlowID)
+		return evs, nil
+	})
 }
