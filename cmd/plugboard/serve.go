@@ -117,6 +117,7 @@ func parseSettings(args []string) (*settings, error) {
 	if s.publicURL == "" {
 		s.publicURL = "http://" + s.addr
 	}
+	s.publicURL = strings.TrimRight(s.publicURL, "/")
 	if s.nodeID == "" {
 		s.nodeID = defaultNodeID(s.dataDir)
 	}
@@ -237,11 +238,11 @@ func serve(ctx context.Context, args []string) error {
 	if sealed > 0 {
 		log.LogAttrs(ctx, slog.LevelInfo, "sealed system webhook secrets stored in clear", slog.Int("count", sealed))
 	}
-	runtime := &connector.Runtime{HTTP: client, MaxResponseBytes: 10 << 20, PollInterval: cfg.pollInterval, Sandbox: sandbox}
+	runtime := &connector.Runtime{HTTP: client, PollInterval: cfg.pollInterval, Sandbox: sandbox}
 	installer := &connector.Installer{Store: st, Registry: components, Log: log, Runtime: runtime}
 	accounts, err := account.New(account.Config{
-		Store: st, Vault: vlt, HTTP: client, MaxResponseBytes: 10 << 20, Logger: log,
-		ConnectorAuth: installer.AccountAuth, PublicURL: strings.TrimRight(cfg.publicURL, "/"), Events: sysHooks,
+		Store: st, Vault: vlt, HTTP: client, Logger: log,
+		ConnectorAuth: installer.AccountAuth, PublicURL: cfg.publicURL, Events: sysHooks,
 		ReturnOrigins: cfg.returnOrigins,
 		// A wait=false request and a core.ServerActivity step run as jobs,
 		// which the engine cuts off after the job timeout: no request may
@@ -254,7 +255,7 @@ func serve(ctx context.Context, args []string) error {
 	}
 	runtime.Accounts = accounts
 	core.Register(components, core.Deps{
-		HTTP: client, MaxResponseBytes: 10 << 20, Replies: replies, Sandbox: sandbox, Accounts: connector.StepAccounts(accounts),
+		HTTP: client, Replies: replies, Sandbox: sandbox, Accounts: connector.StepAccounts(accounts),
 	})
 	if err := installer.Sync(ctx); err != nil {
 		// The server still serves; the connector's flows fail until fixed.
@@ -264,7 +265,7 @@ func serve(ctx context.Context, args []string) error {
 	eng, err := engine.New(ctx, engine.Config{
 		Store: st, Registry: components, Logger: log, Metrics: reg,
 		NodeID: cfg.nodeID, Workers: cfg.workers, JobTimeout: cfg.jobTimeout, RescueAfter: cfg.rescueAfter, LogRetention: cfg.logRetention,
-		Events: sysHooks, PublicURL: strings.TrimRight(cfg.publicURL, "/"),
+		Events: sysHooks, PublicURL: cfg.publicURL,
 	})
 	if err != nil {
 		return err

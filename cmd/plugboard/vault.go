@@ -120,19 +120,19 @@ PLUGBOARD_SECRET_KEY, set it to the new key on every node afterwards.
 	keyFileMode := s.secretKey == nil
 	staged := false // the new key is in the next key file, to promote
 	if keyFileMode {
-		next, resumed, err := vault.StageKeyFile(s.dataDir, newKey)
+		// Only look for now: nothing is written before the current key
+		// is known to open the database.
+		next, _, err := vault.StageKeyFile(s.dataDir, nil)
 		if err != nil {
 			return err
 		}
-		if resumed {
+		if next != nil {
 			if *keyPath != "" && !bytes.Equal(next, newKey) {
 				return fmt.Errorf("an interrupted rotation left %s, which holds another key (id %s) than %s (id %s): "+
 					"finish that rotation first (plugboard vault rotate --finish)",
 					filepath.Join(s.dataDir, vault.NextKeyFileName), vault.KeyID(next), *keyPath, vault.KeyID(newKey))
 			}
 			fmt.Fprintf(stdout, "Resuming the interrupted rotation to the key of id %s (%s).\n", vault.KeyID(next), vault.NextKeyFileName)
-		}
-		if next != nil {
 			newKey, staged = next, true
 		}
 	}
@@ -142,16 +142,19 @@ PLUGBOARD_SECRET_KEY, set it to the new key on every node afterwards.
 	if newKey != nil {
 		older = append(older, newKey)
 	}
-	v, err := vault.Load(ctx, vault.Config{Key: s.secretKey, OldKeys: older, DataDir: s.dataDir, Store: st, Logger: log})
+	v, err := vault.Load(ctx, vault.Config{Key: s.secretKey, OldKeys: older, DataDir: s.dataDir, NoCreate: true, Store: st, Logger: log})
 	if err != nil {
 		return err
 	}
-	if newKey == nil { // --finish: the current key stays
-		if newKey = s.secretKey; keyFileMode {
-			if newKey, _, err = vault.LoadKeyFile(s.dataDir); err != nil {
-				return err
-			}
+	if keyFileMode && newKey != nil && !staged {
+		// The current key opens the database: the new one may be staged.
+		if _, resumed, err := vault.StageKeyFile(s.dataDir, newKey); err != nil {
+			return err
+		} else if resumed {
+			return fmt.Errorf("another rotation staged %s meanwhile: let it finish, or run plugboard vault rotate --finish",
+				filepath.Join(s.dataDir, vault.NextKeyFileName))
 		}
+		staged = true
 	}
 	if *generate && !keyFileMode {
 		// Shown before anything is sealed with it, so that it is not lost
@@ -168,7 +171,7 @@ PLUGBOARD_SECRET_KEY, set it to the new key on every node afterwards.
 	if _, err := hooks.SealStoredSecrets(ctx); err != nil {
 		return err
 	}
-	rep, err := vault.Rotate(ctx, st, v, newKey)
+	rep, err := vault.Rotate(ctx, st, v, newKey) // nil with --finish: the current key stays
 	if err != nil {
 		switch {
 		case keyFileMode:

@@ -301,3 +301,60 @@ func TestVaultRotateEnvKey(t *testing.T) {
 		t.Fatalf("serve with a malformed old key: %v\n%s", err, stderr)
 	}
 }
+
+// TestVaultRotateWrongKeyFile: a rotation with a key file that does not
+// open the database, or with none, fails without writing any key file,
+// so that a later run does not take a key staged by the failed one.
+func TestVaultRotateWrongKeyFile(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the binary")
+	}
+	t.Parallel()
+	bin := buildBinary(t)
+	dir := t.TempDir()
+	withStore(t, dir, func(st *store.Store) {
+		if _, err := vault.Load(context.Background(), vault.Config{DataDir: dir, Store: st}); err != nil {
+			t.Fatal(err)
+		}
+	})
+	keyPath := filepath.Join(dir, vault.KeyFileName)
+	nextPath := filepath.Join(dir, vault.NextKeyFileName)
+	right := readKey(t, keyPath)
+	dataDir := "PLUGBOARD_DATA_DIR=" + dir
+
+	if err := os.WriteFile(keyPath, []byte(vault.EncodeKey(vault.NewKey())+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, stderr, err := runPlugboard(t, bin, []string{dataDir}, "vault", "rotate", "--new-key")
+	if err == nil || !strings.Contains(stderr, "wrong secret key") {
+		t.Fatalf("rotate with the wrong key file: %v\n%s", err, stderr)
+	}
+	if _, err := os.Stat(nextPath); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("a rotation refused for its wrong key staged a key: %v", err)
+	}
+
+	if err := os.Remove(keyPath); err != nil {
+		t.Fatal(err)
+	}
+	_, stderr, err = runPlugboard(t, bin, []string{dataDir}, "vault", "rotate", "--new-key")
+	if err == nil || !strings.Contains(stderr, "no key file") {
+		t.Fatalf("rotate without a key file: %v\n%s", err, stderr)
+	}
+	for _, path := range []string{keyPath, nextPath} {
+		if _, err := os.Stat(path); !errors.Is(err, fs.ErrNotExist) {
+			t.Fatalf("a rotation without a key file wrote %s: %v", path, err)
+		}
+	}
+
+	// The right key back, --finish keeps it.
+	if err := os.WriteFile(keyPath, []byte(vault.EncodeKey(right)+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	stdout, stderr, err := runPlugboard(t, bin, []string{dataDir}, "vault", "rotate", "--finish")
+	if err != nil || strings.Contains(stdout, "Resuming") {
+		t.Fatalf("rotate --finish: %v\n%s%s", err, stdout, stderr)
+	}
+	if got := readKey(t, keyPath); !bytes.Equal(got, right) {
+		t.Fatalf("the key file holds the key of id %s, want %s", vault.KeyID(got), vault.KeyID(right))
+	}
+}

@@ -80,19 +80,28 @@ func ParseKeys(s string) ([][]byte, error) {
 // and reports created. A key file that group or others may read or write,
 // or that does not hold a key, is refused.
 func LoadKeyFile(dir string) (k []byte, created bool, err error) {
-	path := filepath.Join(dir, KeyFileName)
+	return readOrCreate(filepath.Join(dir, KeyFileName), NewKey())
+}
+
+// readOrCreate reads the key file at path. When there is none, it writes
+// k there and reports created; when another process wrote one meanwhile,
+// it reads that one instead.
+func readOrCreate(path string, k []byte) ([]byte, bool, error) {
 	for range 2 {
-		k, err = readKeyFile(path)
+		have, err := readKeyFile(path)
 		if !errors.Is(err, fs.ErrNotExist) {
-			return k, false, err
+			return have, false, err
 		}
-		k, err = createKeyFile(path)
+		err = writeKeyFile(path, k, false)
 		if !errors.Is(err, fs.ErrExist) {
-			return k, err == nil, err
+			if err != nil {
+				return nil, false, err
+			}
+			return k, true, nil
 		}
 		// Another process created it meanwhile: read that one.
 	}
-	return nil, false, fmt.Errorf("creating key file %s: it appeared and vanished again", path)
+	return nil, false, fmt.Errorf("writing key file %s: it appeared and vanished again", path)
 }
 
 func readKeyFile(path string) ([]byte, error) {
@@ -123,16 +132,6 @@ func readKeyFile(path string) ([]byte, error) {
 	k, err := ParseKey(string(text))
 	if err != nil {
 		return nil, fmt.Errorf("key file %s is malformed: its content %w", path, err)
-	}
-	return k, nil
-}
-
-// createKeyFile writes a new key to path, failing with fs.ErrExist when
-// a key file is already there.
-func createKeyFile(path string) ([]byte, error) {
-	k := NewKey()
-	if err := writeKeyFile(path, k, false); err != nil {
-		return nil, err
 	}
 	return k, nil
 }
@@ -207,26 +206,18 @@ func syncDir(dir string) error {
 // next key file.
 func StageKeyFile(dir string, k []byte) (staged []byte, resumed bool, err error) {
 	path := filepath.Join(dir, NextKeyFileName)
-	for range 2 {
+	if k == nil {
 		staged, err = readKeyFile(path)
-		if err == nil {
-			return staged, true, nil
-		}
-		if !errors.Is(err, fs.ErrNotExist) {
-			return nil, false, err
-		}
-		if k == nil {
+		if errors.Is(err, fs.ErrNotExist) {
 			return nil, false, nil
 		}
-		err = writeKeyFile(path, k, false)
-		if err == nil {
-			return k, false, nil
-		}
-		if !errors.Is(err, fs.ErrExist) {
-			return nil, false, err
-		}
+		return staged, err == nil, err
 	}
-	return nil, false, fmt.Errorf("writing key file %s: it appeared and vanished again", path)
+	staged, created, err := readOrCreate(path, k)
+	if err != nil {
+		return nil, false, err
+	}
+	return staged, !created, nil
 }
 
 // PromoteKeyFile ends a key rotation in key-file mode, once every secret

@@ -186,3 +186,39 @@ func TestLoadRefusesLooseKeyFile(t *testing.T) {
 		t.Fatalf("a refused start wrote the check value: %v", err)
 	}
 }
+
+// TestLoadHintDefaultDataDir: with DataDir empty, the wrong-key hint looks
+// for the key file in the default data directory, where Load keeps it.
+// Not parallel: it changes the working directory.
+func TestLoadHintDefaultDataDir(t *testing.T) {
+	t.Chdir(t.TempDir())
+	ctx := context.Background()
+	st := openStore(t, storetest.Config(t, store.BackendSQLite))
+	if _, err := vault.Load(ctx, vault.Config{Store: st}); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join("data", vault.KeyFileName)
+	_, err := vault.Load(ctx, vault.Config{Key: keyB, Store: st})
+	if !errors.Is(err, vault.ErrWrongKey) || !strings.Contains(err.Error(), "the key file "+path+" holds it") {
+		t.Fatalf("a node with another key: %v", err)
+	}
+}
+
+// TestLoadNoCreate: with NoCreate, a missing key file is the wrong-key
+// error, and none is created.
+func TestLoadNoCreate(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	st := openStore(t, storetest.Config(t, store.BackendSQLite))
+	if _, err := vault.Load(ctx, vault.Config{DataDir: t.TempDir(), Store: st}); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	_, err := vault.Load(ctx, vault.Config{DataDir: dir, NoCreate: true, Store: st})
+	if !errors.Is(err, vault.ErrWrongKey) || !strings.Contains(err.Error(), "no key file") {
+		t.Fatalf("Load without a key file: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, vault.KeyFileName)); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("Load with NoCreate created a key file: %v", err)
+	}
+}

@@ -50,16 +50,20 @@ func (r Report) Resealed() int {
 // on nodes must hold newKey. Values open with any key of from (or newKey);
 // those sealed with newKey already are left as they are, so a rerun after
 // an interruption finishes the job, and a rerun with the key that is
-// current finishes a rotation that nodes with the old key outlived.
+// current finishes a rotation that nodes with the old key outlived. With
+// newKey nil, the rotation re-seals with from's current key.
 //
 // A value that does not open stops the rotation with an error naming its
 // table, row and key id, before the key check value changes: nodes with
 // the old key keep starting, and those that hold both keys open both
 // kinds of value.
 func Rotate(ctx context.Context, st *store.Store, from *Vault, newKey []byte) (Report, error) {
-	to, err := from.withCurrent(newKey)
-	if err != nil {
-		return Report{}, fmt.Errorf("rotating the secret key: %w", err)
+	to := from
+	if newKey != nil {
+		var err error
+		if to, err = from.withCurrent(newKey); err != nil {
+			return Report{}, fmt.Errorf("rotating the secret key: %w", err)
+		}
 	}
 	rep := Report{From: from.current.id, To: to.current.id}
 	// The database must be the one from belongs to: its check value opens.

@@ -2,7 +2,11 @@ package vault_test
 
 import (
 	"bytes"
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/sha256"
 	"encoding/base64"
+	"encoding/hex"
 	"errors"
 	"strings"
 	"testing"
@@ -43,22 +47,40 @@ func TestSealOpen(t *testing.T) {
 	}
 }
 
+// TestFormat checks the sealed format the package documents, with the
+// standard library alone: "v1:<hex of SHA-256(key)[:4]>:<base64 of nonce,
+// ciphertext and tag>", sealed with AES-256-GCM under the header and the
+// caller's associated data.
 func TestFormat(t *testing.T) {
 	t.Parallel()
 	v := mustNew(t, keyA)
 	sealed := v.Seal([]byte("secret"), []byte("id"))
+	sum := sha256.Sum256(keyA)
+	wantID := hex.EncodeToString(sum[:4])
 	parts := strings.Split(sealed, ":")
-	if len(parts) != 3 || parts[0] != "v1" || parts[1] != vault.KeyID(keyA) || parts[1] != v.CurrentKeyID() {
-		t.Fatalf("sealed = %q, want v1:%s:<base64>", sealed, vault.KeyID(keyA))
+	if len(parts) != 3 || parts[0] != "v1" || parts[1] != wantID || vault.KeyID(keyA) != wantID || v.CurrentKeyID() != wantID {
+		t.Fatalf("sealed = %q, want v1:%s:<base64>", sealed, wantID)
 	}
 	raw, err := base64.RawStdEncoding.DecodeString(parts[2])
 	if err != nil || len(raw) != 12+len("secret")+16 {
 		t.Fatalf("body of %q: %d bytes, %v; want nonce, ciphertext and tag", sealed, len(raw), err)
 	}
-	if len(parts[1]) != 8 || vault.KeyID(keyA) == vault.KeyID(keyB) {
+	block, err := aes.NewCipher(keyA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	aead, err := cipher.NewGCM(block)
+	if err != nil {
+		t.Fatal(err)
+	}
+	plain, err := aead.Open(nil, raw[:12], raw[12:], []byte("v1:"+wantID+":id"))
+	if err != nil || string(plain) != "secret" {
+		t.Fatalf("opening %q with AES-256-GCM: %q, %v", sealed, plain, err)
+	}
+	if vault.KeyID(keyA) == vault.KeyID(keyB) {
 		t.Fatalf("key ids %q and %q", vault.KeyID(keyA), vault.KeyID(keyB))
 	}
-	if id, err := vault.SealedKeyID(sealed); err != nil || id != vault.KeyID(keyA) {
+	if id, err := vault.SealedKeyID(sealed); err != nil || id != wantID {
 		t.Fatalf("SealedKeyID = %q, %v", id, err)
 	}
 	if !vault.IsSealed(sealed) || vault.IsSealed("whsec_abc") || vault.IsSealed("v1:zz:abc") {
