@@ -278,8 +278,13 @@ func TestAccountInvalidDeadLettersFlowSteps(t *testing.T) {
 				t.Errorf("contacts created: %v, want only the first", emails)
 			}
 
-			// No secret in what the user, the admin and the logs see.
-			seen := fmt.Sprint(un.Items, ev.Data, got) + e.logs.String()
+			// No secret in what the user, the admin and the logs see: the
+			// node's log lines and the flow's invocation logs.
+			flowLogs := e.do("GET", "/api/v1/flows/"+f.ID+"/logs?limit=500", alice, nil, http.StatusOK, nil)
+			if !strings.Contains(string(flowLogs), "ada@example.com") {
+				t.Errorf("the flow's logs %s miss the first run", flowLogs)
+			}
+			seen := fmt.Sprint(un.Items, ev.Data, got) + e.logs.String() + string(flowLogs)
 			issued, _ = prov.state()
 			for _, s := range append(issued, ccClientSecret) {
 				if strings.Contains(seen, s) {

@@ -173,6 +173,14 @@ func (b *logBuffer) String() string {
 // the decoded answer.
 func (e *env) do(method, path, token string, body any, wantStatus int, out any) []byte {
 	e.t.Helper()
+	return e.expect(e.send(method, path, token, body), wantStatus, out)
+}
+
+// send sends a JSON request (body encoded unless already []byte or a
+// string) to path, on the node when it starts with '/', and returns the
+// answer; the caller closes its body, or passes it to expect.
+func (e *env) send(method, path, token string, body any) *http.Response {
+	e.t.Helper()
 	var rd io.Reader
 	switch b := body.(type) {
 	case nil:
@@ -203,7 +211,16 @@ func (e *env) do(method, path, token string, body any, wantStatus int, out any) 
 	if err != nil {
 		e.t.Fatal(err)
 	}
+	return resp
+}
+
+// expect reads and closes the answer's body, checks its status (and that
+// errors are problem documents) and returns the body; out, if not nil,
+// receives it decoded.
+func (e *env) expect(resp *http.Response, wantStatus int, out any) []byte {
+	e.t.Helper()
 	defer resp.Body.Close()
+	method, path := resp.Request.Method, resp.Request.URL.Path
 	data, _ := io.ReadAll(resp.Body)
 	if resp.StatusCode != wantStatus {
 		e.t.Fatalf("%s %s: status %d, want %d; body %s", method, path, resp.StatusCode, wantStatus, data)

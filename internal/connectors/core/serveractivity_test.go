@@ -336,7 +336,7 @@ func TestServerActivityRefusedAccounts(t *testing.T) {
 // TestServerActivityInAFlow runs core.ServerActivity steps through the
 // engine: they act as the flow's owner; a wait=false call is done by the
 // account request job; once the account is revoked, the steps are set
-// aside at once with that reason.
+// aside at once with that reason; the flow's logs never hold the secret.
 func TestServerActivityInAFlow(t *testing.T) {
 	t.Parallel()
 	for _, backend := range storetest.Backends() {
@@ -441,6 +441,17 @@ func TestServerActivityInAFlow(t *testing.T) {
 						m.ComponentID, m.Attempts, m.Error)
 				}
 			}
+
+			// The flow's invocation logs (inputs, outputs and errors of
+			// every step) never hold the secret.
+			logs, err := st.FlowLogs(ctx, store.LogFilter{FlowID: f.ID, Limit: 1000})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(logs) == 0 {
+				t.Fatal("the flow has no invocation logs to check")
+			}
+			noSecret(t, "the flow's invocation logs", logs)
 		})
 	}
 }

@@ -4,11 +4,15 @@
 package storetest
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"io/fs"
 	"net/url"
 	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
@@ -78,4 +82,59 @@ func Open(t testing.TB, backend string) *store.Store {
 	}
 	t.Cleanup(func() { _ = s.Close() })
 	return s
+}
+
+// Dump returns everything the database cfg names holds, as a test reading
+// it from outside the store would see it: on PostgreSQL every table of
+// the schema, row by row as text; on SQLite the bytes of every file in
+// the data directory (database, write-ahead log and any other). Tests
+// search it for what must never be stored in clear.
+func Dump(t testing.TB, cfg store.Config) string {
+	t.Helper()
+	if !store.IsPostgresURL(cfg.DatabaseURL) {
+		var all bytes.Buffer
+		err := filepath.WalkDir(cfg.DataDir, func(path string, d fs.DirEntry, err error) error {
+			if err != nil || d.IsDir() {
+				return err
+			}
+			b, err := os.ReadFile(path)
+			if os.IsNotExist(err) { // a journal removed meanwhile
+				return nil
+			}
+			all.Write(b)
+			return err
+		})
+		if err != nil {
+			t.Fatalf("reading the data directory: %v", err)
+		}
+		return all.String()
+	}
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, cfg.DatabaseURL)
+	if err != nil {
+		t.Fatalf("connecting to the test database: %v", err)
+	}
+	defer conn.Close(ctx)
+	rows, err := conn.Query(ctx, `SELECT table_name FROM information_schema.tables
+		WHERE table_schema = current_schema() AND table_type = 'BASE TABLE' ORDER BY table_name`)
+	if err != nil {
+		t.Fatalf("listing tables: %v", err)
+	}
+	tables, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		t.Fatalf("listing tables: %v", err)
+	}
+	var all strings.Builder
+	for _, name := range tables {
+		var text *string
+		q := `SELECT string_agg(t::text, E'\n') FROM ` + pgx.Identifier{name}.Sanitize() + ` t`
+		if err := conn.QueryRow(ctx, q).Scan(&text); err != nil {
+			t.Fatalf("reading table %s: %v", name, err)
+		}
+		all.WriteString("-- " + name + "\n")
+		if text != nil {
+			all.WriteString(*text + "\n")
+		}
+	}
+	return all.String()
 }
