@@ -17,9 +17,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"mime"
 	"net/http"
 	"net/url"
-	"sync"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -28,6 +29,7 @@ import (
 	"github.com/plugboard/plugboard/internal/engine"
 	"github.com/plugboard/plugboard/internal/outbound"
 	"github.com/plugboard/plugboard/internal/store"
+	"github.com/plugboard/plugboard/internal/ttlcache"
 	"github.com/plugboard/plugboard/internal/vault"
 )
 
@@ -141,8 +143,14 @@ type Service struct {
 	// (keyed by account id), so only one runs at a time here; the store's
 	// refresh lease does the same across nodes.
 	refreshes singleflight.Group
-	// rows keeps the account rows requests read, for rowTTL.
-	rows rowCache
+	// returnOrigins holds the outbound.Origin of Config.PublicURL and of
+	// each of Config.ReturnOrigins: where an OAuth2 connection may send
+	// the browser back.
+	returnOrigins map[string]bool
+	// rows keeps the account rows requests read, by id, for a second
+	// (see loadForUse). Get hands out copies, which callers may change (a
+	// refresh writes its new version into its copy).
+	rows ttlcache.Cache[string, store.Account]
 }
 
 // Defaults of zero Config fields.
@@ -181,9 +189,14 @@ func New(cfg Config) (*Service, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	origins, err := parseReturnOrigins(cfg.PublicURL, cfg.ReturnOrigins)
+	if err != nil {
+		return nil, err
+	}
 	client := *cfg.HTTP
 	client.CheckRedirect = sameOrigin(cfg.HTTP.CheckRedirect)
-	s := &Service{cfg: cfg, log: cfg.Logger, http: &client}
+	s := &Service{cfg: cfg, log: cfg.Logger, http: &client, returnOrigins: origins}
+	s.rows.TTL = time.Second
 	s.limits.m = map[string]*limiter{}
 	s.audit = newAuditWriter(cfg.Store, cfg.Logger)
 	return s, nil
@@ -400,9 +413,6 @@ func (s *Service) connectorAuth(ctx context.Context, name string) (*ConnectorAut
 	if err != nil {
 		return nil, fmt.Errorf("reading the auth of connector %s: %w", name, err)
 	}
-	if auth == nil || auth.Type == "" || auth.Type == "none" {
-		return nil, nil
-	}
 	return auth, nil
 }
 
@@ -489,7 +499,7 @@ func (s *Service) Update(ctx context.Context, c Caller, id string, p Patch) (*Vi
 				return nil, uerr
 			}
 		}
-		s.rows.forget(id)
+		s.rows.Forget(id)
 		if err != nil {
 			return nil, fmt.Errorf("updating account %s: %w", id, err)
 		}
@@ -511,7 +521,7 @@ func (s *Service) Revoke(ctx context.Context, c Caller, id string) error {
 		return nil
 	}
 	err = s.cfg.Store.RevokeAccount(ctx, id, "revoked by "+c.UserID)
-	s.rows.forget(id)
+	s.rows.Forget(id)
 	if errors.Is(err, store.ErrNotFound) {
 		// Revoked meanwhile (another request, another node), or gone.
 		if _, lerr := s.loadAny(ctx, c, id); lerr != nil {
@@ -565,57 +575,37 @@ func (r *Request) UnmarshalJSON(b []byte) error {
 type Result struct {
 	Status  int               `json:"status"`
 	Headers map[string]string `json:"headers"`
-	// Body is the JSON value when the answer is JSON, else its text.
-	Body any `json:"body"`
-	// raw is the body as the API sent it when it is JSON (not a string):
-	// the JSON of a Result carries it unchanged, so that numbers keep
-	// every digit (Body holds them as float64).
-	raw json.RawMessage
+	// Body is the answer's body as JSON: as the API sent it when it is
+	// JSON, so that numbers keep every digit; else its text as a JSON
+	// string; null when there is none. Value decodes it.
+	Body json.RawMessage `json:"body"`
 }
 
-// resultJSON is the JSON form of a Result.
-type resultJSON struct {
-	Status  int               `json:"status"`
-	Headers map[string]string `json:"headers"`
-	Body    json.RawMessage   `json:"body"`
+// Value is the answer's body as a value, as outbound.DecodeBody makes
+// it: the JSON value (numbers as float64) when the answer is JSON, else
+// its text; nil when there is none.
+func (r *Result) Value() any {
+	var v any
+	if json.Unmarshal(r.Body, &v) != nil {
+		return nil
+	}
+	return v
 }
 
-// MarshalJSON writes the API's JSON body as it came, else Body.
-func (r Result) MarshalJSON() ([]byte, error) {
-	if len(r.raw) == 0 {
-		type plain Result // without this method
-		return json.Marshal(plain(r))
+// answerBody is an answer's body as Result holds it: b when it is JSON
+// by the rules of outbound.DecodeBody (its content type, or an object or
+// array) and valid, else its text as a JSON string; nil when empty.
+func answerBody(contentType string, b []byte) json.RawMessage {
+	if len(b) == 0 {
+		return nil
 	}
-	return json.Marshal(resultJSON{Status: r.Status, Headers: r.Headers, Body: r.raw})
-}
-
-// UnmarshalJSON reads a Result that MarshalJSON wrote, keeping a JSON
-// body as it is written besides decoding it into Body.
-func (r *Result) UnmarshalJSON(b []byte) error {
-	var w resultJSON
-	if err := json.Unmarshal(b, &w); err != nil {
-		return err
+	mt, _, _ := mime.ParseMediaType(contentType)
+	isJSON := mt == "application/json" || strings.HasSuffix(mt, "+json")
+	if t := bytes.TrimSpace(b); (isJSON || (len(t) > 0 && (t[0] == '{' || t[0] == '['))) && json.Valid(b) {
+		return b
 	}
-	*r = Result{Status: w.Status, Headers: w.Headers}
-	if body := bytes.TrimSpace(w.Body); len(body) > 0 && string(body) != "null" {
-		if err := json.Unmarshal(body, &r.Body); err != nil {
-			return err
-		}
-		if _, text := r.Body.(string); !text {
-			r.raw = body
-		}
-	}
-	return nil
-}
-
-// answerBody is an answer's body as Result holds it: the value and, when
-// it is JSON (not a string), the bytes it came as.
-func answerBody(contentType string, b []byte) (any, json.RawMessage) {
-	v := outbound.DecodeBody(contentType, b)
-	if _, text := v.(string); v == nil || text {
-		return v, nil
-	}
-	return v, b
+	text, _ := json.Marshal(string(b)) // a string: it cannot fail
+	return text
 }
 
 // Do sends req through account id for c and returns the answer, whatever
@@ -817,19 +807,21 @@ func (s *Service) load(ctx context.Context, c Caller, id string) (*store.Account
 }
 
 // loadForUse is loadAny for a request, through a cache: a node reads each
-// account at most once per rowTTL. Changes made on this node (update,
+// account at most once a second. Changes made on this node (update,
 // revoke, new tokens) reach the next request at once; those made on
-// another node within rowTTL.
+// another node within the second.
 func (s *Service) loadForUse(ctx context.Context, c Caller, id string) (*store.Account, error) {
 	now := time.Now()
-	a, ok := s.rows.get(id, now)
-	if !ok {
+	var a *store.Account
+	if row, ok := s.rows.Get(id, now); ok {
+		a = &row
+	} else {
 		var err error
 		if a, err = s.cfg.Store.Account(ctx, id); err != nil && !errors.Is(err, store.ErrNotFound) {
 			return nil, fmt.Errorf("loading account %s: %w", id, err)
 		}
 		if err == nil {
-			s.rows.put(a, now)
+			s.rows.Put(id, *a, now)
 		}
 	}
 	if a == nil || (!c.Admin && a.OwnerID != c.UserID) {
@@ -938,50 +930,3 @@ func (s *Service) view(a *store.Account, sec *secrets) *View {
 
 // newID makes a time-ordered id (UUIDv7).
 func newID() string { return uuid.Must(uuid.NewV7()).String() }
-
-// rowTTL is how long a node uses an account row it read for requests
-// before reading it again.
-const rowTTL = time.Second
-
-// maxCachedRows bounds the row cache; when full it starts afresh.
-const maxCachedRows = 10_000
-
-// rowCache keeps account rows by id. It hands out copies, since callers
-// change the rows they get (a refresh writes its new version into its
-// copy).
-type rowCache struct {
-	mu sync.Mutex
-	m  map[string]cachedRow
-}
-
-type cachedRow struct {
-	a       store.Account
-	expires time.Time
-}
-
-func (c *rowCache) get(id string, now time.Time) (*store.Account, bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	r, ok := c.m[id]
-	if !ok || now.After(r.expires) {
-		return nil, false
-	}
-	a := r.a
-	return &a, true
-}
-
-func (c *rowCache) put(a *store.Account, now time.Time) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.m == nil || len(c.m) >= maxCachedRows {
-		c.m = make(map[string]cachedRow)
-	}
-	c.m[a.ID] = cachedRow{a: *a, expires: now.Add(rowTTL)}
-}
-
-// forget drops the row of id, after this node changed it.
-func (c *rowCache) forget(id string) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	delete(c.m, id)
-}

@@ -72,7 +72,7 @@ func TestAuthTypes(t *testing.T) {
 					if err != nil {
 						t.Fatal(err)
 					}
-					if res.Status != http.StatusOK || res.Body.(map[string]any)["path"] != "/v2/contacts/c_1" {
+					if res.Status != http.StatusOK || res.Value().(map[string]any)["path"] != "/v2/contacts/c_1" {
 						t.Fatalf("result = %+v", res)
 					}
 					got := srv.last(t)
@@ -147,7 +147,7 @@ func TestBodiesAndResults(t *testing.T) {
 	if got.Body != "hello" || !strings.HasPrefix(got.Header.Get("Content-Type"), "text/plain") {
 		t.Errorf("a JSON string was sent as %q (%s)", got.Body, got.Header.Get("Content-Type"))
 	}
-	if m, ok := res.Body.(map[string]any); !ok || m["n"] != 12345678901.0 || res.Headers["X-Multi"] != "a, b" {
+	if m, ok := res.Value().(map[string]any); !ok || m["n"] != 12345678901.0 || res.Headers["X-Multi"] != "a, b" {
 		t.Errorf("result = %#v", res)
 	}
 	if _, err := e.svc.Do(ctx, alice, v.ID, account.Request{Method: "POST", Path: "/json", Body: []byte(`[1]`),
@@ -162,8 +162,8 @@ func TestBodiesAndResults(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if mustJSON(t, res.Body) != mustJSON(t, want) {
-			t.Errorf("%s: body = %#v, want %#v", path, res.Body, want)
+		if mustJSON(t, res.Value()) != mustJSON(t, want) {
+			t.Errorf("%s: body = %s, want %#v", path, res.Body, want)
 		}
 	}
 }
@@ -272,7 +272,7 @@ func TestUpdateRotates(t *testing.T) {
 			if got.Get("Authorization") != "Bearer "+token || got.Get("X-Tenant") != "t-1" || got.Get("X-Region") != "eu-west-1-region" || got.Get("X-Drop") != "" {
 				t.Errorf("after the update the API got %v", got)
 			}
-			if raw := e.raw(t); strings.Contains(raw, "tok-old-0123456789") || strings.Contains(raw, token) {
+			if raw := storetest.Dump(t, e.cfg); strings.Contains(raw, "tok-old-0123456789") || strings.Contains(raw, token) {
 				t.Error("a token is in the database in clear")
 			}
 			// A patch that does not fit the account changes nothing.
@@ -288,6 +288,29 @@ func TestUpdateRotates(t *testing.T) {
 				t.Errorf("a refused patch changed the account: %+v", got)
 			}
 		})
+	}
+}
+
+// TestUpdateHeaderSpellings: a patched header replaces the account's
+// header that a server would read as the same one (case, '_' for '-'),
+// rather than sitting next to it.
+func TestUpdateHeaderSpellings(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, store.BackendSQLite)
+	ctx := context.Background()
+	v := e.create(t, alice, account.Input{Name: "crm", AuthType: "token", Token: "tok-spell-0123456789", Domain: "https://api.example.com",
+		Headers: map[string]string{"X-Tenant": "t-1"}})
+	headers := map[string]string{"X_Tenant": "t-2"}
+	v, err := e.svc.Update(ctx, alice, v.ID, account.Patch{Headers: &headers})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := mustJSON(t, v.Headers); got != `{"X_Tenant":"…"}` {
+		t.Errorf("headers after patching X_Tenant onto X-Tenant: %s, want X_Tenant alone", got)
+	}
+	headers = map[string]string{"x-tenant": ""}
+	if v, err = e.svc.Update(ctx, alice, v.ID, account.Patch{Headers: &headers}); err != nil || len(v.Headers) != 0 {
+		t.Errorf("headers after removing x-tenant: %v, %v", v, err)
 	}
 }
 
@@ -356,7 +379,7 @@ func TestRevoked(t *testing.T) {
 			if err != nil || len(audit) != 2 || !strings.Contains(audit[0].Error, "revoked") {
 				t.Errorf("audit after revoke = %+v, %v", audit, err)
 			}
-			if strings.Contains(e.raw(t), "tok-revoked-0123456789") {
+			if strings.Contains(storetest.Dump(t, e.cfg), "tok-revoked-0123456789") {
 				t.Error("the revoked secret is in the database")
 			}
 		})
@@ -493,7 +516,7 @@ func TestConnectorAccount(t *testing.T) {
 	auth := map[string]*account.ConnectorAuth{
 		"crm":   {Type: "apiKey", In: "header", Name: "X-Api-Key", BaseURL: srv.URL + "/api"},
 		"token": {Type: "token", Prefix: "Token"},
-		"open":  {Type: "none"},
+		"open":  nil, // installed, no auth: Installer.AccountAuth gives nil
 	}
 	e := newEnv(t, store.BackendSQLite, func(c *account.Config) {
 		c.ConnectorAuth = func(_ context.Context, name string) (*account.ConnectorAuth, error) { return auth[name], nil }

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/plugboard/plugboard/internal/account"
+	"github.com/plugboard/plugboard/internal/outbound"
 	"github.com/plugboard/plugboard/internal/store"
 	"github.com/plugboard/plugboard/internal/store/storetest"
 )
@@ -59,8 +60,8 @@ func TestHugeNumbersPassThrough(t *testing.T) {
 				t.Errorf("the answer encodes as %s, want the body %s", got, want)
 			}
 			// Flows still get the body as a value.
-			if m, ok := res.Body.(map[string]any); !ok || m["got"] != huge {
-				t.Errorf("Body = %#v", res.Body)
+			if m, ok := res.Value().(map[string]any); !ok || m["got"] != huge {
+				t.Errorf("Body = %s", res.Body)
 			}
 
 			// Queued: the job's payload and the stored result keep the
@@ -83,8 +84,8 @@ func TestHugeNumbersPassThrough(t *testing.T) {
 			if !strings.Contains(string(rv.Request), huge) {
 				t.Errorf("the stored request %s lost the number", rv.Request)
 			}
-			if m, ok := rv.Result.Body.(map[string]any); !ok || m["got"] != huge {
-				t.Errorf("stored Body = %#v", rv.Result.Body)
+			if m, ok := rv.Result.Value().(map[string]any); !ok || m["got"] != huge {
+				t.Errorf("stored Body = %s", rv.Result.Body)
 			}
 			// A result read back and written again is the same JSON.
 			var again account.Result
@@ -92,6 +93,48 @@ func TestHugeNumbersPassThrough(t *testing.T) {
 				t.Errorf("a result read back encodes as %s (%v), want %s", mustJSON(t, again), err, mustJSON(t, rv.Result))
 			}
 		})
+	}
+}
+
+// TestResultValue: a Result keeps the answer's body as JSON and Value
+// decodes it as outbound.DecodeBody decodes the body it came as, before
+// and after the Result is stored as JSON.
+func TestResultValue(t *testing.T) {
+	t.Parallel()
+	answers := map[string]struct{ contentType, body, json string }{
+		"/object":    {"application/json", `{"a": [1, 2.5]}`, `{"a":[1,2.5]}`},
+		"/number":    {"application/json", `12`, `12`},
+		"/vendor":    {"application/vnd.api+json; charset=utf-8", `"quoted"`, `"quoted"`},
+		"/untyped":   {"text/plain", ` [true] `, `[true]`},
+		"/broken":    {"application/json", `{"a":`, `"{\"a\":"`},
+		"/text":      {"text/plain", `12`, `"12"`},
+		"/html":      {"text/html", `<p>hi</p>`, `"\u003cp\u003ehi\u003c/p\u003e"`},
+		"/empty":     {"application/json", ``, `null`},
+		"/bad-start": {"text/plain", `{not json}`, `"{not json}"`},
+	}
+	srv := newAPI(t, func(w http.ResponseWriter, r *http.Request) {
+		a := answers[r.URL.Path]
+		w.Header().Set("Content-Type", a.contentType)
+		_, _ = io.WriteString(w, a.body)
+	})
+	e := newEnv(t, store.BackendSQLite)
+	v := e.create(t, alice, account.Input{Name: "crm", AuthType: "token", Token: "tok-value-0123456789", Domain: srv.URL})
+	for path, a := range answers {
+		res, err := e.svc.Do(context.Background(), alice, v.ID, account.Request{Path: path}, "api")
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := mustJSON(t, outbound.DecodeBody(a.contentType, []byte(a.body)))
+		if got := mustJSON(t, res.Value()); got != want {
+			t.Errorf("%s: Value = %s, want %s", path, got, want)
+		}
+		if got := mustJSON(t, res.Body); got != a.json {
+			t.Errorf("%s: Body = %s, want %s", path, got, a.json)
+		}
+		var back account.Result
+		if err := json.Unmarshal([]byte(mustJSON(t, res)), &back); err != nil || mustJSON(t, back.Value()) != want {
+			t.Errorf("%s: read back, Value = %s (%v), want %s", path, mustJSON(t, back.Value()), err, want)
+		}
 	}
 }
 

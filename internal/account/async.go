@@ -59,7 +59,7 @@ func (s *Service) enqueue(ctx context.Context, c Caller, a *store.Account, req R
 	}
 	err = s.cfg.Store.InTx(ctx, func(tx *store.Tx) error {
 		if err := tx.InsertAccountRequest(ctx, &store.AccountRequest{
-			ID: j.ID, AccountID: a.ID, OwnerID: a.OwnerID, State: store.AccountRequestPending, Request: reqJSON,
+			ID: j.ID, AccountID: a.ID, State: store.AccountRequestPending, Request: reqJSON,
 		}); err != nil {
 			return err
 		}
@@ -98,7 +98,7 @@ func (s *Service) runJob(ctx context.Context, payload json.RawMessage, _ int) (j
 		headers[idempotencyKey] = j.ID
 		j.Request.Headers = headers
 	}
-	res, err := s.call(ctx, cmp.Or(j.UserID, j.OwnerID), a, j.Request, cmp.Or(j.Source, "job"))
+	res, err := s.call(ctx, j.UserID, a, j.Request, cmp.Or(j.Source, "job"))
 	if err != nil {
 		if IsFinal(err) {
 			return nil, component.Permanent(err)

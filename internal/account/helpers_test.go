@@ -6,20 +6,14 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
-	"io/fs"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"os"
-	"path/filepath"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
-
-	"github.com/jackc/pgx/v5"
 
 	"github.com/plugboard/plugboard/internal/account"
 	"github.com/plugboard/plugboard/internal/component"
@@ -42,11 +36,10 @@ var testKey = []byte("account-test-key-of-32-bytes-ok!")
 // env is a service on a fresh database of one backend, logging JSON at
 // debug level into logs.
 type env struct {
-	backend string
-	cfg     store.Config
-	st      *store.Store
-	svc     *account.Service
-	logs    *logBuffer
+	cfg  store.Config
+	st   *store.Store
+	svc  *account.Service
+	logs *logBuffer
 }
 
 func newEnv(t testing.TB, backend string, tweak ...func(*account.Config)) *env {
@@ -81,7 +74,7 @@ func newEnv(t testing.TB, backend string, tweak ...func(*account.Config)) *env {
 		cancel()
 		_ = svc.Close(context.Background())
 	})
-	return &env{backend: backend, cfg: cfg, st: st, svc: svc, logs: logs}
+	return &env{cfg: cfg, st: st, svc: svc, logs: logs}
 }
 
 // startEngine runs an engine that works the service's wait=false
@@ -113,45 +106,6 @@ func (e *env) create(t testing.TB, c account.Caller, in account.Input) *account.
 		t.Fatalf("Create(%s): %v", in.Name, err)
 	}
 	return v
-}
-
-// raw returns everything the database holds about accounts, as bytes on
-// disk (SQLite: the database file and its WAL) or as the text of the rows
-// (PostgreSQL).
-func (e *env) raw(t testing.TB) string {
-	t.Helper()
-	if e.backend == store.BackendSQLite {
-		var all bytes.Buffer
-		err := filepath.WalkDir(e.cfg.DataDir, func(path string, d fs.DirEntry, err error) error {
-			if err != nil || d.IsDir() {
-				return err
-			}
-			b, err := os.ReadFile(path)
-			all.Write(b)
-			return err
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return all.String()
-	}
-	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, e.cfg.DatabaseURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
-	var all strings.Builder
-	for _, table := range []string{"accounts", "account_audit", "account_requests", "jobs"} {
-		var text *string
-		if err := conn.QueryRow(ctx, "SELECT string_agg(t::text, E'\\n') FROM "+table+" t").Scan(&text); err != nil {
-			t.Fatalf("reading %s: %v", table, err)
-		}
-		if text != nil {
-			all.WriteString(*text)
-		}
-	}
-	return all.String()
 }
 
 // logBuffer collects log lines from several goroutines.

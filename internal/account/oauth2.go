@@ -8,10 +8,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/http"
 	"net/url"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"golang.org/x/oauth2"
 	"golang.org/x/oauth2/clientcredentials"
@@ -43,8 +43,6 @@ const (
 	oauthPollInterval = 50 * time.Millisecond
 	// oauthCallbackPath is where the provider sends the browser back.
 	oauthCallbackPath = "/api/v1/accounts/oauth2/callback"
-	// oauthMaxName bounds an account's name.
-	oauthMaxName = 200
 )
 
 // ErrForbidden: the call is for admins only.
@@ -76,23 +74,23 @@ func (s *Service) SetOAuthClient(ctx context.Context, c Caller, connector string
 	if !c.Admin {
 		return nil, ErrForbidden
 	}
-	var ps []FieldProblem
+	var probs problems
 	if connector == "" || len(connector) > 64 {
-		ps = append(ps, FieldProblem{Field: "/connector", Message: "a connector name of 1 to 64 characters is required"})
+		probs.add("/connector", "a connector name of 1 to 64 characters is required")
 	}
 	switch {
 	case strings.TrimSpace(in.ClientID) == "":
-		ps = append(ps, FieldProblem{Field: "/clientId", Message: "the client id is required"})
+		probs.add("/clientId", "the client id is required")
 	case len(in.ClientID) > 1024:
-		ps = append(ps, FieldProblem{Field: "/clientId", Message: "the client id is longer than 1024 characters"})
+		probs.add("/clientId", "the client id is longer than 1024 characters")
 	}
 	if len(in.ClientSecret) > 4096 {
-		ps = append(ps, FieldProblem{Field: "/clientSecret", Message: "the client secret is longer than 4096 characters"})
+		probs.add("/clientSecret", "the client secret is longer than 4096 characters")
 	}
-	if len(ps) > 0 {
-		return nil, &InputError{Problems: ps}
+	if err := probs.err(); err != nil {
+		return nil, err
 	}
-	cl := &store.OAuthClient{Connector: connector, ClientID: in.ClientID, UpdatedAt: s.oauthNow().UnixMilli()}
+	cl := &store.OAuthClient{Connector: connector, ClientID: in.ClientID, UpdatedAt: s.cfg.Now().UnixMilli()}
 	if in.ClientSecret != "" {
 		cl.ClientSecret = s.cfg.Vault.Seal([]byte(in.ClientSecret), []byte(connector))
 	}
@@ -222,23 +220,23 @@ func (s *Service) StartOAuth2(ctx context.Context, c Caller, in StartInput) (*St
 		in.Connector = a.Connector
 		in.Name = a.Name
 	}
-	var ps []FieldProblem
+	var probs problems
 	if in.Connector == "" {
-		ps = append(ps, FieldProblem{Field: "/connector", Message: "the connector is required"})
+		probs.add("/connector", "the connector is required")
 	}
 	in.Name = strings.TrimSpace(in.Name)
-	if len(in.Name) > oauthMaxName {
-		ps = append(ps, FieldProblem{Field: "/name", Message: fmt.Sprintf("the name is longer than %d characters", oauthMaxName)})
+	if utf8.RuneCountInString(in.Name) > maxNameLength {
+		probs.add("/name", fmt.Sprintf("at most %d characters", maxNameLength))
 	}
 	if in.ReturnTo != "" {
 		if u, err := url.Parse(in.ReturnTo); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil {
-			ps = append(ps, FieldProblem{Field: "/returnTo", Message: "returnTo must be an absolute http or https URL"})
+			probs.add("/returnTo", "returnTo must be an absolute http or https URL")
 		} else if !s.returnOriginAllowed(u) {
-			ps = append(ps, FieldProblem{Field: "/returnTo", Message: "returnTo must be on the origin of this server's public URL or on one the operator allows (PLUGBOARD_OAUTH_RETURN_ORIGINS)"})
+			probs.add("/returnTo", "returnTo must be on the origin of this server's public URL or on one the operator allows (PLUGBOARD_OAUTH_RETURN_ORIGINS)")
 		}
 	}
-	if len(ps) > 0 {
-		return nil, &InputError{Problems: ps}
+	if err := probs.err(); err != nil {
+		return nil, err
 	}
 	auth, err := s.oauthConnector(ctx, in.Connector)
 	if err != nil {
@@ -268,7 +266,7 @@ func (s *Service) StartOAuth2(ctx context.Context, c Caller, in StartInput) (*St
 		return nil, fmt.Errorf("encoding the OAuth2 state: %w", err)
 	}
 	redirect := strings.TrimSuffix(s.cfg.PublicURL, "/") + oauthCallbackPath
-	expires := s.oauthNow().Add(oauthStateTTL)
+	expires := s.cfg.Now().Add(oauthStateTTL)
 	st := &store.OAuthState{
 		State:       state,
 		UserID:      c.UserID,
@@ -298,7 +296,7 @@ func (s *Service) FinishOAuth2(ctx context.Context, state, code, providerError s
 	if state == "" {
 		return nil, "", oauthProblem("/state", "the state parameter is missing")
 	}
-	st, err := s.cfg.Store.TakeOAuthState(ctx, state, s.oauthNow().UnixMilli())
+	st, err := s.cfg.Store.TakeOAuthState(ctx, state, s.cfg.Now().UnixMilli())
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, "", oauthProblem("/state", "unknown or expired state; start again with POST /api/v1/accounts/oauth2/start")
 	}
@@ -359,17 +357,33 @@ func (s *Service) FinishOAuth2(ctx context.Context, state, code, providerError s
 // Config.ReturnOrigins. Anything else would make the callback an open
 // redirect.
 func (s *Service) returnOriginAllowed(u *url.URL) bool {
-	want := outbound.Origin(u)
-	for _, raw := range append([]string{s.cfg.PublicURL}, s.cfg.ReturnOrigins...) {
-		o, err := url.Parse(strings.TrimSpace(raw))
-		if err != nil || o.Host == "" || (o.Scheme != "http" && o.Scheme != "https") {
-			continue
+	return s.returnOrigins[outbound.Origin(u)]
+}
+
+// parseReturnOrigins is the set of the outbound.Origin of publicURL
+// (unless empty) and of each of returnOrigins, for New; an entry that is
+// not an absolute http or https URL is an error naming it.
+func parseReturnOrigins(publicURL string, returnOrigins []string) (map[string]bool, error) {
+	set := map[string]bool{}
+	add := func(field, raw string) error {
+		u, err := url.Parse(strings.TrimSpace(raw))
+		if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
+			return fmt.Errorf("account: %s %q is not an origin such as https://app.example.com", field, raw)
 		}
-		if outbound.Origin(o) == want {
-			return true
+		set[outbound.Origin(u)] = true
+		return nil
+	}
+	if publicURL != "" {
+		if err := add("PublicURL", publicURL); err != nil {
+			return nil, err
 		}
 	}
-	return false
+	for _, raw := range returnOrigins {
+		if err := add("ReturnOrigins entry", raw); err != nil {
+			return nil, err
+		}
+	}
+	return set, nil
 }
 
 // oauthReturnTo adds accountId to returnTo ("" stays ""), if returnTo is
@@ -442,7 +456,7 @@ func (s *Service) oauthReconnect(ctx context.Context, id string, tok *oauth2.Tok
 		sec.RefreshToken = tok.RefreshToken // a new authorization: the old refresh token is void
 		exp := s.oauthExpiry(tok)
 		ok, err := s.cfg.Store.SetAccountTokens(ctx, id, a.Version, s.seal(id, sec), hint(sec.AccessToken), exp)
-		s.rows.forget(id)
+		s.rows.Forget(id)
 		if err != nil {
 			return nil, fmt.Errorf("storing the tokens of account %s: %w", id, err)
 		}
@@ -608,7 +622,7 @@ func (s *Service) oauthRefresh(ctx context.Context, id string, read int64, used 
 			}
 			return oauthToken{}, err
 		}
-		now := s.oauthNow()
+		now := s.cfg.Now()
 		ok, err := s.cfg.Store.ClaimAccountRefresh(ctx, id, a.Version, now.UnixMilli(), now.Add(oauthLease).UnixMilli())
 		if err != nil {
 			return oauthToken{}, fmt.Errorf("claiming the refresh of account %s: %w", id, err)
@@ -642,7 +656,7 @@ func (s *Service) oauthAwait(ctx context.Context, a *store.Account) error {
 		if err != nil {
 			return err
 		}
-		if b.Version != a.Version || b.Status != store.AccountActive || b.RefreshLeaseUntil <= s.oauthNow().UnixMilli() {
+		if b.Version != a.Version || b.Status != store.AccountActive || b.RefreshLeaseUntil <= s.cfg.Now().UnixMilli() {
 			return nil
 		}
 	}
@@ -687,7 +701,7 @@ func (s *Service) oauthRenew(ctx context.Context, a *store.Account, sec *secrets
 		oauthApply(sec, tok)
 		exp := s.oauthExpiry(tok)
 		ok, err := s.cfg.Store.SetAccountTokens(ctx, id, a.Version, s.seal(id, sec), hint(sec.AccessToken), exp)
-		s.rows.forget(id)
+		s.rows.Forget(id)
 		if err != nil {
 			return oauthToken{}, fmt.Errorf("storing the refreshed tokens of account %s: %w", id, err)
 		}
@@ -737,7 +751,7 @@ func (s *Service) oauthInvalidate(ctx context.Context, a *store.Account, reason 
 			"error":     "account " + a.ID + " is invalid: " + reason,
 		})
 	})
-	s.rows.forget(a.ID)
+	s.rows.Forget(a.ID)
 	if err != nil {
 		return fmt.Errorf("marking account %s invalid: %w", a.ID, err)
 	}
@@ -779,10 +793,7 @@ func oauthRefusal(err error) (string, bool) {
 	if re.ErrorCode != "" {
 		reason += " " + oauthErrorCode(re.ErrorCode)
 	}
-	if status == http.StatusRequestTimeout || status == http.StatusTooManyRequests || status >= 500 {
-		return reason, false
-	}
-	return reason, true
+	return reason, !outbound.RetryableStatus(status)
 }
 
 // oauthSafe returns err fit to be shown: a token endpoint's error answer
@@ -836,7 +847,7 @@ func oauthApply(sec *secrets, tok *oauth2.Token) {
 // say.
 func (s *Service) oauthExpiry(tok *oauth2.Token) int64 {
 	if tok.ExpiresIn > 0 {
-		return s.oauthNow().Add(time.Duration(tok.ExpiresIn) * time.Second).UnixMilli()
+		return s.cfg.Now().Add(time.Duration(tok.ExpiresIn) * time.Second).UnixMilli()
 	}
 	if !tok.Expiry.IsZero() {
 		return tok.Expiry.UnixMilli()
@@ -847,22 +858,12 @@ func (s *Service) oauthExpiry(tok *oauth2.Token) int64 {
 // oauthFresh reports whether a token expiring at expiresAt (unix ms, 0 for
 // never) has more than margin left.
 func (s *Service) oauthFresh(expiresAt int64, margin time.Duration) bool {
-	return expiresAt == 0 || s.oauthNow().Add(margin).UnixMilli() < expiresAt
-}
-
-func (s *Service) oauthNow() time.Time {
-	if s.cfg.Now != nil {
-		return s.cfg.Now()
-	}
-	return time.Now()
+	return expiresAt == 0 || s.cfg.Now().Add(margin).UnixMilli() < expiresAt
 }
 
 // oauthContext makes the library call token endpoints with the outbound
 // client, so the address policy and the body cap apply to them too.
 func (s *Service) oauthContext(ctx context.Context) context.Context {
-	if s.cfg.HTTP == nil {
-		return ctx
-	}
 	return context.WithValue(ctx, oauth2.HTTPClient, s.cfg.HTTP)
 }
 

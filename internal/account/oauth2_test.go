@@ -15,15 +15,11 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
-
-	"github.com/jackc/pgx/v5"
 
 	"github.com/plugboard/plugboard/internal/engine"
 	"github.com/plugboard/plugboard/internal/outbound"
@@ -258,15 +254,14 @@ func (l *oaLog) String() string {
 // oaFixture is a service with a real store and vault, the fake provider
 // as the token endpoint of connector "fake", and a movable clock.
 type oaFixture struct {
-	backend string
-	cfg     store.Config
-	st      *store.Store
-	vault   *vault.Vault
-	svc     *Service
-	p       *oaProvider
-	auth    *ConnectorAuth
-	events  *oaEmitter
-	logs    *oaLog
+	cfg    store.Config
+	st     *store.Store
+	vault  *vault.Vault
+	svc    *Service
+	p      *oaProvider
+	auth   *ConnectorAuth
+	events *oaEmitter
+	logs   *oaLog
 	// http is the outbound client of the services made next (default:
 	// private networks allowed, for the fake provider on loopback).
 	http   *http.Client
@@ -285,7 +280,7 @@ var (
 
 func newOAFixture(t *testing.T, backend, grant string) *oaFixture {
 	t.Helper()
-	f := &oaFixture{backend: backend, p: newOAProvider(t), events: &oaEmitter{}, logs: &oaLog{}, returnOrigins: []string{"https://app.example"}}
+	f := &oaFixture{p: newOAProvider(t), events: &oaEmitter{}, logs: &oaLog{}, returnOrigins: []string{"https://app.example"}}
 	f.cfg = storetest.Config(t, backend)
 	st, err := store.Open(context.Background(), f.cfg)
 	if err != nil {
@@ -388,52 +383,6 @@ func (f *oaFixture) account(t *testing.T, id string) (*store.Account, *secrets) 
 	return a, sec
 }
 
-// raw returns every byte the database holds of accounts, OAuth2 states
-// and clients: the SQLite files, or the PostgreSQL rows as text.
-func (f *oaFixture) raw(t *testing.T) string {
-	t.Helper()
-	if f.backend == store.BackendSQLite {
-		var b strings.Builder
-		files, err := filepath.Glob(filepath.Join(f.cfg.DataDir, "*"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, name := range files {
-			data, err := os.ReadFile(name)
-			if err != nil {
-				continue // a directory or a lock
-			}
-			b.Write(data)
-		}
-		if b.Len() == 0 {
-			t.Fatal("no database file read")
-		}
-		return b.String()
-	}
-	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, f.cfg.DatabaseURL)
-	if err != nil {
-		t.Fatalf("connecting: %v", err)
-	}
-	defer conn.Close(ctx)
-	var b strings.Builder
-	for _, table := range []string{"accounts", "oauth_states", "oauth_clients"} {
-		rows, err := conn.Query(ctx, "SELECT row_to_json(t)::text FROM "+table+" t")
-		if err != nil {
-			t.Fatalf("reading %s: %v", table, err)
-		}
-		for rows.Next() {
-			var s string
-			if err := rows.Scan(&s); err != nil {
-				t.Fatal(err)
-			}
-			b.WriteString(s)
-		}
-		rows.Close()
-	}
-	return b.String()
-}
-
 // noSecrets fails if any secret the provider handed out or received is in
 // one of the texts.
 func (f *oaFixture) noSecrets(t *testing.T, what string, texts ...string) {
@@ -534,7 +483,7 @@ func TestOAuth2CodeExchange(t *testing.T) {
 			if client.ClientID != f.p.clientID || client.Hint == "" {
 				t.Errorf("client view %+v", client)
 			}
-			f.noSecrets(t, "the database", f.raw(t))
+			f.noSecrets(t, "the database", storetest.Dump(t, f.cfg))
 			f.noSecrets(t, "the account view", string(view), string(view2))
 			f.noSecrets(t, "the client view", string(clientView))
 			f.noSecrets(t, "the log", f.logs.String())
@@ -873,7 +822,7 @@ func TestOAuth2ClientCredentials(t *testing.T) {
 				t.Errorf("expired: %v, new %t, calls %d", err, tok2 != tok, f.p.count("client_credentials"))
 			}
 			view, _ := json.Marshal(v)
-			f.noSecrets(t, "the database", f.raw(t))
+			f.noSecrets(t, "the database", storetest.Dump(t, f.cfg))
 			f.noSecrets(t, "the view", string(view))
 
 			// A client-credentials connector has no authorization step,
@@ -1027,6 +976,39 @@ func TestOAuth2ReturnToIsRestricted(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestNewRefusesBadReturnOrigins: an allowed return origin that is not an
+// absolute http or https URL stops New, naming it, rather than being
+// skipped unseen on every connection.
+func TestNewRefusesBadReturnOrigins(t *testing.T) {
+	t.Parallel()
+	f := newOAFixture(t, store.BackendSQLite, "")
+	for _, bad := range []string{"app.example", "https://", "ftp://app.example", ""} {
+		_, err := New(Config{Store: f.st, Vault: f.vault, PublicURL: oaPublicURL, ReturnOrigins: []string{"https://ok.example", bad}})
+		if err == nil || !strings.Contains(err.Error(), fmt.Sprintf("ReturnOrigins entry %q", bad)) {
+			t.Errorf("ReturnOrigins entry %q: %v, want an error naming it", bad, err)
+		}
+	}
+	if _, err := New(Config{Store: f.st, Vault: f.vault, PublicURL: "plugboard.example"}); err == nil || !strings.Contains(err.Error(), `PublicURL "plugboard.example"`) {
+		t.Errorf("a PublicURL without a scheme: %v, want an error naming it", err)
+	}
+	if _, err := New(Config{Store: f.st, Vault: f.vault, ReturnOrigins: []string{" https://app.example/ui "}}); err != nil {
+		t.Errorf("an origin with a path and spaces: %v", err)
+	}
+}
+
+// TestOAuth2NameLimitCountsCharacters: an account's name holds at most
+// maxNameLength characters, not bytes, as Create counts them.
+func TestOAuth2NameLimitCountsCharacters(t *testing.T) {
+	t.Parallel()
+	f := newOAFixture(t, store.BackendSQLite, "")
+	name := strings.Repeat("é", maxNameLength)
+	if _, err := f.svc.StartOAuth2(context.Background(), oaUser, StartInput{Connector: "fake", Name: name}); err != nil {
+		t.Errorf("a name of %d two-byte characters: %v", maxNameLength, err)
+	}
+	_, err := f.svc.StartOAuth2(context.Background(), oaUser, StartInput{Connector: "fake", Name: name + "é"})
+	oaField(t, err, "/name", fmt.Sprint(maxNameLength))
 }
 
 // TestOAuth2DomainIsTheConnectors: an oauth2 account's token belongs to

@@ -216,9 +216,7 @@ func (s *Service) do(ctx context.Context, who string, a *store.Account, p *prepa
 	if err != nil {
 		return nil, err
 	}
-	res := &Result{Status: resp.StatusCode, Headers: flatHeaders(resp.Header)}
-	res.Body, res.raw = answerBody(resp.Header.Get("Content-Type"), body)
-	return res, nil
+	return &Result{Status: resp.StatusCode, Headers: flatHeaders(resp.Header), Body: answerBody(resp.Header.Get("Content-Type"), body)}, nil
 }
 
 // exchange sends the requests build makes (with ctx) to t through a,

@@ -131,7 +131,7 @@ func TestOutboundPolicy(t *testing.T) {
 	})
 	v := e.create(t, alice, account.Input{Name: "trusted", AuthType: "token", Token: "tok-trusted-0123456789", Domain: trusted.URL + "/v2"})
 	res, err := e.svc.Do(ctx, alice, v.ID, account.Request{Path: "/same"}, "api")
-	if err != nil || res.Status != 200 || res.Body != "landed" {
+	if err != nil || res.Status != 200 || res.Value() != "landed" {
 		t.Errorf("a redirect within the domain: %+v, %v", res, err)
 	}
 	res, err = e.svc.Do(ctx, alice, v.ID, account.Request{Path: "/away"}, "api")
@@ -294,7 +294,7 @@ func TestEnqueue(t *testing.T) {
 				return rv.State == store.AccountRequestDone
 			})
 			if rv.Attempts != 2 || rv.Result == nil || rv.Result.Status != 200 ||
-				mustJSON(t, rv.Result.Body) != `{"auth":"Bearer tok-queued-0123456789","path":"/flaky"}` {
+				mustJSON(t, rv.Result.Value()) != `{"auth":"Bearer tok-queued-0123456789","path":"/flaky"}` {
 				t.Errorf("request = %+v, result %+v", rv, rv.Result)
 			}
 			if strings.Contains(string(rv.Request), "caller-secret") || !strings.Contains(string(rv.Request), "X-Trace") {
@@ -437,7 +437,7 @@ func TestSecretsStayHidden(t *testing.T) {
 			if got := srv.last(t).Header.Get("Authorization"); got != "Bearer "+rotated {
 				t.Fatalf("the API got Authorization %q", got)
 			}
-			raw := e.raw(t)
+			raw := storetest.Dump(t, e.cfg)
 			if !strings.Contains(raw, "acct-token") {
 				t.Fatal("the raw database does not hold the accounts: the check below proves nothing")
 			}

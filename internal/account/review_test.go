@@ -88,7 +88,7 @@ func TestRedirectStaysBelowDomain(t *testing.T) {
 	srv.mu.Unlock()
 
 	res, err := e.svc.Do(ctx, alice, v.ID, account.Request{Path: "/within"}, "api")
-	if err != nil || res.Status != http.StatusOK || res.Body != "at /tenant-a/landed" {
+	if err != nil || res.Status != http.StatusOK || res.Value() != "at /tenant-a/landed" {
 		t.Fatalf("a redirect below the domain: %+v, %v", res, err)
 	}
 	if got := srv.last(t).Header.Get("Authorization"); got != "Bearer tok-tenant-a-0123456789" {

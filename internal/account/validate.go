@@ -337,7 +337,7 @@ func applyPatch(a *store.Account, sec *secrets, patch Patch) error {
 	if patch.Headers != nil {
 		for name, value := range *patch.Headers {
 			for have := range sec.Headers {
-				if strings.EqualFold(have, name) {
+				if sameHeader(have, name) {
 					delete(sec.Headers, have)
 				}
 			}

@@ -794,7 +794,7 @@ func (a stepAccounts) Do(ctx context.Context, ownerID, id string, req core.Accou
 	if err != nil {
 		return nil, AccountError(id, err)
 	}
-	return &core.AccountResult{Status: res.Status, Headers: res.Headers, Body: res.Body}, nil
+	return &core.AccountResult{Status: res.Status, Headers: res.Headers, Body: res.Value()}, nil
 }
 
 func (a stepAccounts) Enqueue(ctx context.Context, ownerID, id string, req core.AccountRequest, source string) (string, error) {

@@ -368,7 +368,6 @@ const (
 type AccountRequest struct {
 	ID        string
 	AccountID string
-	OwnerID   string
 	State     string
 	// Request is the call as the caller gave it (no credentials in it).
 	Request json.RawMessage
@@ -380,12 +379,12 @@ type AccountRequest struct {
 	UpdatedAt int64
 }
 
-const accountRequestCols = `id, account_id, owner_id, state, request, result, error, attempts, created_at, updated_at`
+const accountRequestCols = `id, account_id, state, request, result, error, attempts, created_at, updated_at`
 
 func scanAccountRequest(r row) (*AccountRequest, error) {
 	a := &AccountRequest{}
 	var req, res *string
-	if err := r.Scan(&a.ID, &a.AccountID, &a.OwnerID, &a.State, &req, &res, &a.Error, &a.Attempts,
+	if err := r.Scan(&a.ID, &a.AccountID, &a.State, &req, &res, &a.Error, &a.Attempts,
 		&a.CreatedAt, &a.UpdatedAt); err != nil {
 		return nil, notFound(err)
 	}
@@ -405,8 +404,8 @@ func (tx *Tx) InsertAccountRequest(ctx context.Context, r *AccountRequest) error
 	r.UpdatedAt = r.CreatedAt
 	r.State = cmp.Or(r.State, AccountRequestPending)
 	_, err := tx.q.exec(ctx,
-		`INSERT INTO account_requests (`+accountRequestCols+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
-		r.ID, r.AccountID, r.OwnerID, r.State, nullJSON(r.Request), nullJSON(r.Result), r.Error, r.Attempts,
+		`INSERT INTO account_requests (`+accountRequestCols+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
+		r.ID, r.AccountID, r.State, nullJSON(r.Request), nullJSON(r.Result), r.Error, r.Attempts,
 		r.CreatedAt, r.UpdatedAt)
 	if err != nil {
 		return fmt.Errorf("recording account request %s: %w", r.ID, err)

@@ -267,7 +267,7 @@ func TestDeleteAccountRequestsBefore(t *testing.T) {
 			"pending": store.AccountRequestPending, "later": store.AccountRequestDone}
 		for name, id := range ids {
 			err := s.InTx(ctx, func(tx *store.Tx) error {
-				if err := tx.InsertAccountRequest(ctx, &store.AccountRequest{ID: id, AccountID: "a1", OwnerID: "u1",
+				if err := tx.InsertAccountRequest(ctx, &store.AccountRequest{ID: id, AccountID: "a1",
 					Request: json.RawMessage(`{}`)}); err != nil {
 					return err
 				}
@@ -511,7 +511,7 @@ func TestAccountRequests(t *testing.T) {
 	t.Parallel()
 	forBackends(t, func(t *testing.T, s *store.Store) {
 		ctx := context.Background()
-		r := &store.AccountRequest{ID: "r1", AccountID: "a1", OwnerID: "u1", Request: json.RawMessage(`{"method":"GET","path":"/x"}`)}
+		r := &store.AccountRequest{ID: "r1", AccountID: "a1", Request: json.RawMessage(`{"method":"GET","path":"/x"}`)}
 		if err := s.InTx(ctx, func(tx *store.Tx) error { return tx.InsertAccountRequest(ctx, r) }); err != nil {
 			t.Fatal(err)
 		}
@@ -520,7 +520,7 @@ func TestAccountRequests(t *testing.T) {
 			t.Fatal(err)
 		}
 		if got.State != store.AccountRequestPending || string(got.Request) != `{"method":"GET","path":"/x"}` ||
-			got.Result != nil || got.CreatedAt == 0 || got.OwnerID != "u1" || got.AccountID != "a1" {
+			got.Result != nil || got.CreatedAt == 0 || got.AccountID != "a1" {
 			t.Fatalf("pending: %+v", got)
 		}
 		record := func(id, state string, result json.RawMessage, errMsg string, attempts int) error {

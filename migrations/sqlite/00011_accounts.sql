@@ -62,7 +62,6 @@ CREATE INDEX account_audit_account ON account_audit (account_id, id);
 CREATE TABLE account_requests (
     id         TEXT PRIMARY KEY,
     account_id TEXT NOT NULL,
-    owner_id   TEXT NOT NULL,
     state      TEXT NOT NULL,
     request    TEXT,
     result     TEXT,
@@ -71,7 +70,6 @@ CREATE TABLE account_requests (
     created_at BIGINT NOT NULL,
     updated_at BIGINT NOT NULL
 );
-CREATE INDEX account_requests_account ON account_requests (account_id, id);
 
 -- Started OAuth2 authorizations, taken once when the provider redirects
 -- back. verifier is the PKCE code verifier sealed with the state as
